@@ -1,0 +1,18 @@
+"""In-memory adapters: the embedded default and the fakes for tests.
+
+They are thread-safe (a ``threading.Lock`` per store: a worker may run in another thread) and
+store copies, so a caller that changes an entity without saving it changes nothing stored.
+"""
+
+from notibot.adapters.memory.health import MemoryStoreHealth
+from notibot.adapters.memory.job_queue import InlineJobQueue
+from notibot.adapters.memory.repositories import (
+    MemoryCustomerRepository,
+    MemoryJobRepository,
+    MemoryUserRepository,
+)
+
+__all__ = [
+    "InlineJobQueue", "MemoryCustomerRepository", "MemoryJobRepository", "MemoryStoreHealth",
+    "MemoryUserRepository",
+]

@@ -1,0 +1,261 @@
+"""In-memory repositories."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from notibot.application.ports import (
+    CustomerFilter,
+    CustomerRepository,
+    JobFilter,
+    JobRepository,
+    JobStats,
+    Page,
+    UserRepository,
+)
+from notibot.domain import Conflict, Customer, Job, JobStatus, NotFound, User
+
+T = TypeVar("T")
+
+
+def _page(items: list[T], limit: int, offset: int) -> Page[T]:
+    return Page(items=[copy.deepcopy(i) for i in items[offset:offset + limit]],
+                total=len(items), limit=limit, offset=offset)
+
+
+class MemoryCustomerRepository(CustomerRepository):
+    """Customers in a dict, with unique indexes on email and phone."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[str, Customer] = {}
+        self._by_email: dict[str, str] = {}
+        self._by_phone: dict[str, str] = {}
+
+    def _check_unique(self, customer: Customer) -> None:
+        for field, index in (("email", self._by_email), ("phone", self._by_phone)):
+            value = getattr(customer, field)
+            owner = index.get(value) if value else None
+            if owner is not None and owner != customer.id:
+                raise Conflict(
+                    f"another customer already has {field} {value}", code="customer_conflict",
+                    details={"field": field, "value": value, "existing_id": owner},
+                )
+
+    def _index(self, customer: Customer) -> None:
+        if customer.email:
+            self._by_email[customer.email] = customer.id
+        if customer.phone:
+            self._by_phone[customer.phone] = customer.id
+
+    def _unindex(self, customer: Customer) -> None:
+        if customer.email:
+            self._by_email.pop(customer.email, None)
+        if customer.phone:
+            self._by_phone.pop(customer.phone, None)
+
+    async def add(self, customer: Customer) -> None:
+        with self._lock:
+            if customer.id in self._by_id:
+                raise Conflict(f"customer {customer.id} exists", code="customer_conflict",
+                               details={"field": "id", "existing_id": customer.id})
+            self._check_unique(customer)
+            self._by_id[customer.id] = copy.deepcopy(customer)
+            self._index(customer)
+
+    async def get(self, customer_id: str) -> Customer:
+        with self._lock:
+            try:
+                return copy.deepcopy(self._by_id[customer_id])
+            except KeyError:
+                raise NotFound("customer", customer_id) from None
+
+    async def update(self, customer: Customer) -> None:
+        with self._lock:
+            old = self._by_id.get(customer.id)
+            if old is None:
+                raise NotFound("customer", customer.id)
+            self._check_unique(customer)
+            self._unindex(old)
+            self._by_id[customer.id] = copy.deepcopy(customer)
+            self._index(customer)
+
+    async def delete(self, customer_id: str) -> None:
+        with self._lock:
+            old = self._by_id.pop(customer_id, None)
+            if old is None:
+                raise NotFound("customer", customer_id)
+            self._unindex(old)
+
+    def _find(self, index: dict[str, str], key: str) -> Customer | None:
+        with self._lock:
+            cid = index.get(key)
+            return copy.deepcopy(self._by_id[cid]) if cid else None
+
+    async def find_by_email(self, email: str) -> Customer | None:
+        return self._find(self._by_email, email.lower())
+
+    async def find_by_phone(self, phone: str) -> Customer | None:
+        return self._find(self._by_phone, phone)
+
+    async def list(self, filter: CustomerFilter, *, limit: int, offset: int) -> Page[Customer]:
+        match = _customer_matcher(filter)
+        with self._lock:
+            found = [c for c in self._by_id.values() if match(c)]
+            found.sort(key=lambda c: (c.created_at or datetime.min, c.id))
+            return _page(found, limit, offset)
+
+
+def _customer_matcher(f: CustomerFilter) -> Callable[[Customer], bool]:
+    def same(a: str | None, b: str | None) -> bool:
+        return b is None or (a is not None and a.casefold() == b.casefold())
+
+    q = f.q.casefold() if f.q else None
+    tag = f.tag.strip().lower() if f.tag else None
+
+    def match(c: Customer) -> bool:
+        if tag is not None and tag not in c.tags:
+            return False
+        if not (same(c.city, f.city) and same(c.country, f.country)
+                and same(c.language, f.language)):
+            return False
+        if f.subscribed is not None and c.subscribed is not f.subscribed:
+            return False
+        if q is not None:
+            return any(q in v.casefold() for v in (c.full_name, c.email, c.phone) if v)
+        return True
+
+    return match
+
+
+class MemoryUserRepository(UserRepository):
+    """Users in a dict, unique by case-folded username."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[str, User] = {}
+
+    def _owner(self, username: str) -> User | None:
+        key = username.casefold()
+        return next((u for u in self._by_id.values() if u.username.casefold() == key), None)
+
+    async def add(self, user: User) -> None:
+        with self._lock:
+            if user.id in self._by_id or self._owner(user.username) is not None:
+                raise Conflict(f"username {user.username!r} is taken", code="username_taken",
+                               details={"field": "username"})
+            self._by_id[user.id] = copy.deepcopy(user)
+
+    async def get(self, user_id: str) -> User:
+        with self._lock:
+            try:
+                return copy.deepcopy(self._by_id[user_id])
+            except KeyError:
+                raise NotFound("user", user_id) from None
+
+    async def get_by_username(self, username: str) -> User | None:
+        with self._lock:
+            return copy.deepcopy(self._owner(username))
+
+    async def update(self, user: User) -> None:
+        with self._lock:
+            if user.id not in self._by_id:
+                raise NotFound("user", user.id)
+            owner = self._owner(user.username)
+            if owner is not None and owner.id != user.id:
+                raise Conflict(f"username {user.username!r} is taken", code="username_taken",
+                               details={"field": "username"})
+            self._by_id[user.id] = copy.deepcopy(user)
+
+    async def list(self, *, limit: int, offset: int) -> Page[User]:
+        with self._lock:
+            users = sorted(self._by_id.values(), key=lambda u: (u.created_at, u.id))
+            return _page(users, limit, offset)
+
+    async def count_admins(self) -> int:
+        with self._lock:
+            return sum(1 for u in self._by_id.values() if u.is_admin and u.active)
+
+
+class MemoryJobRepository(JobRepository):
+    """Jobs in a dict; compare-and-set writes under one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[str, Job] = {}
+
+    def _stored(self, job_id: str) -> Job:
+        try:
+            return self._by_id[job_id]
+        except KeyError:
+            raise NotFound("job", job_id) from None
+
+    async def add(self, job: Job) -> None:
+        with self._lock:
+            if job.id in self._by_id:
+                raise Conflict(f"job {job.id} exists", code="job_conflict")
+            self._by_id[job.id] = copy.deepcopy(job)
+
+    async def get(self, job_id: str) -> Job:
+        with self._lock:
+            return copy.deepcopy(self._stored(job_id))
+
+    async def update(self, job: Job, *, expected_status: JobStatus | None = None) -> bool:
+        with self._lock:
+            stored = self._stored(job.id)
+            if expected_status is not None and stored.status is not expected_status:
+                return False
+            new = copy.deepcopy(job)
+            new.cancel_requested = new.cancel_requested or stored.cancel_requested
+            self._by_id[job.id] = new
+            return True
+
+    async def request_cancel(self, job_id: str) -> bool:
+        with self._lock:
+            stored = self._stored(job_id)
+            if stored.status is not JobStatus.RUNNING:
+                return False
+            stored.cancel_requested = True
+            return True
+
+    async def touch(self, job_id: str, heartbeat_at: datetime) -> None:
+        with self._lock:
+            job = self._by_id.get(job_id)
+            if job is not None:
+                job.heartbeat_at = heartbeat_at
+
+    async def delete(self, job_id: str) -> None:
+        with self._lock:
+            self._stored(job_id)
+            del self._by_id[job_id]
+
+    async def list(self, filter: JobFilter, *, limit: int, offset: int) -> Page[Job]:
+        with self._lock:
+            found = [
+                j for j in self._by_id.values()
+                if (filter.status is None or j.status is filter.status)
+                and (filter.kind is None or j.kind == filter.kind)
+                and (filter.created_by is None or j.created_by == filter.created_by)
+            ]
+            found.sort(key=lambda j: (j.created_at, j.id), reverse=True)
+            return _page(found, limit, offset)
+
+    async def stats(self) -> JobStats:
+        with self._lock:
+            by_status = {s.value: 0 for s in JobStatus}
+            by_status.update(Counter(j.status.value for j in self._by_id.values()))
+            by_kind = dict(Counter(j.kind for j in self._by_id.values()))
+            return JobStats(by_status=by_status, by_kind=by_kind, total=len(self._by_id))
+
+    async def find_stale(self, heartbeat_before: datetime) -> list[Job]:
+        with self._lock:
+            return [
+                copy.deepcopy(j) for j in self._by_id.values()
+                if j.status is JobStatus.RUNNING
+                and (j.heartbeat_at or j.started_at or j.created_at) < heartbeat_before
+            ]

@@ -1,0 +1,298 @@
+"""Ports: the interfaces the application needs from the outside world.
+
+Every port is an :class:`abc.ABC` with async methods. Adapters in ``notibot.adapters``
+implement them; only ``notibot.container`` chooses which. Each port has an in-memory adapter
+and a contract test suite (``tests/unit/contracts``) that every adapter must pass.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from notibot.domain import Customer, Job, JobStatus, User
+
+T = TypeVar("T")
+
+#: Largest page any list operation returns.
+MAX_PAGE_SIZE = 200
+#: Page size when the caller gives none.
+DEFAULT_PAGE_SIZE = 50
+
+
+@dataclass(slots=True, frozen=True)
+class Page(Generic[T]):
+    """One page of a list: ``items`` plus the ``total`` matching the filter."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(slots=True, frozen=True)
+class CustomerFilter:
+    """Filters of ``GET /customers``; ``None`` means "any". ``q`` is a case-insensitive
+    substring of full_name, email or phone; ``tag``, ``city``, ``country`` and ``language``
+    match exactly (case-insensitively)."""
+
+    tag: str | None = None
+    city: str | None = None
+    country: str | None = None
+    language: str | None = None
+    subscribed: bool | None = None
+    q: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class JobFilter:
+    """Filters of ``GET /tasks``; ``None`` means "any"."""
+
+    status: JobStatus | None = None
+    kind: str | None = None
+    created_by: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class JobStats:
+    """Job counts by status and by kind (every status appears, zero included)."""
+
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_kind: dict[str, int] = field(default_factory=dict)
+    total: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class TokenClaims:
+    """What a verified token says: ``subject`` is the user id, ``token_type`` is ``access`` or
+    ``refresh``; times are UTC."""
+
+    subject: str
+    token_type: str
+    issued_at: datetime
+    expires_at: datetime
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- repositories ----------------------------------------------------------------------------
+
+
+class CustomerRepository(ABC):
+    """Stores customers. Email and phone are each unique across customers."""
+
+    @abstractmethod
+    async def add(self, customer: Customer) -> None:
+        """Store a new customer.
+
+        Raises:
+            Conflict: code ``customer_conflict`` when the id, email or phone is taken;
+                ``details`` names the ``field`` and the ``existing_id``.
+        """
+
+    @abstractmethod
+    async def get(self, customer_id: str) -> Customer:
+        """Return the customer. Raises NotFound (``customer_not_found``)."""
+
+    @abstractmethod
+    async def update(self, customer: Customer) -> None:
+        """Replace the stored customer with the same id.
+
+        Raises:
+            NotFound: no such customer.
+            Conflict: ``customer_conflict`` when another customer has the email or phone.
+        """
+
+    @abstractmethod
+    async def delete(self, customer_id: str) -> None:
+        """Delete the customer. Raises NotFound."""
+
+    @abstractmethod
+    async def find_by_email(self, email: str) -> Customer | None:
+        """The customer with this (lower-cased) email, or None."""
+
+    @abstractmethod
+    async def find_by_phone(self, phone: str) -> Customer | None:
+        """The customer with this E.164 phone, or None."""
+
+    @abstractmethod
+    async def list(self, filter: CustomerFilter, *, limit: int, offset: int) -> Page[Customer]:
+        """Customers matching ``filter``, oldest first (creation time, then id)."""
+
+
+class UserRepository(ABC):
+    """Stores API users. Usernames are unique (case-insensitively)."""
+
+    @abstractmethod
+    async def add(self, user: User) -> None:
+        """Store a new user. Raises Conflict (``username_taken``)."""
+
+    @abstractmethod
+    async def get(self, user_id: str) -> User:
+        """Return the user. Raises NotFound (``user_not_found``)."""
+
+    @abstractmethod
+    async def get_by_username(self, username: str) -> User | None:
+        """The user with this username (case-insensitive), or None."""
+
+    @abstractmethod
+    async def update(self, user: User) -> None:
+        """Replace the stored user with the same id. Raises NotFound."""
+
+    @abstractmethod
+    async def list(self, *, limit: int, offset: int) -> Page[User]:
+        """Users by creation time."""
+
+    @abstractmethod
+    async def count_admins(self) -> int:
+        """How many active admins exist."""
+
+
+class JobRepository(ABC):
+    """Stores jobs. Writes of the runner and of the API may race; the methods say how each
+    resolves that."""
+
+    @abstractmethod
+    async def add(self, job: Job) -> None:
+        """Store a new job. Raises Conflict when the id exists."""
+
+    @abstractmethod
+    async def get(self, job_id: str) -> Job:
+        """Return the job. Raises NotFound (``job_not_found``)."""
+
+    @abstractmethod
+    async def update(self, job: Job, *, expected_status: JobStatus | None = None) -> bool:
+        """Write the job's state. ``cancel_requested`` is sticky: once stored as True it stays
+        True whatever ``job`` says. With ``expected_status``, write only when the stored status
+        still equals it (compare-and-set) and return whether the write happened.
+
+        Raises:
+            NotFound: no such job.
+        """
+
+    @abstractmethod
+    async def request_cancel(self, job_id: str) -> bool:
+        """Atomically set ``cancel_requested`` on a job that is running; return False (and
+        change nothing) when the job is not running. Raises NotFound."""
+
+    @abstractmethod
+    async def touch(self, job_id: str, heartbeat_at: datetime) -> None:
+        """Record a heartbeat of the process running the job (nothing else changes)."""
+
+    @abstractmethod
+    async def delete(self, job_id: str) -> None:
+        """Delete the job. Raises NotFound."""
+
+    @abstractmethod
+    async def list(self, filter: JobFilter, *, limit: int, offset: int) -> Page[Job]:
+        """Jobs matching ``filter``, newest first (creation time, then id, descending)."""
+
+    @abstractmethod
+    async def stats(self) -> JobStats:
+        """Counts by status and by kind."""
+
+    @abstractmethod
+    async def find_stale(self, heartbeat_before: datetime) -> list[Job]:
+        """Running jobs whose last heartbeat (or start) is older than ``heartbeat_before``."""
+
+
+# -- gateways --------------------------------------------------------------------------------
+
+#: What a job queue calls to run a job: takes the job id.
+JobExecutor = Callable[[str], Awaitable[None]]
+
+
+class JobQueue(ABC):
+    """Hands queued jobs to whatever runs them (asyncio tasks, a worker fleet).
+
+    Messages carry only the job id; the runner reads the job from the JobRepository, so a job
+    cancelled while queued never starts and a redelivered message is harmless.
+    """
+
+    @abstractmethod
+    async def enqueue(self, job: Job) -> None:
+        """Queue ``job`` (already stored, status queued). Raises ServiceUnavailable when the
+        queue cannot be reached."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop taking jobs and release resources; jobs still running are interrupted and left
+        for the runner to mark."""
+
+
+class PasswordHasher(ABC):
+    """One-way password hashing (argon2id in production)."""
+
+    @abstractmethod
+    async def hash(self, password: str) -> str:
+        """Return an encoded hash that embeds its salt and parameters."""
+
+    @abstractmethod
+    async def verify(self, password_hash: str, password: str) -> bool:
+        """True when ``password`` matches ``password_hash``; False otherwise (never raises for
+        a wrong password)."""
+
+
+class TokenService(ABC):
+    """Issues and verifies signed bearer tokens (JWT, RFC 7519)."""
+
+    @abstractmethod
+    async def issue(
+        self, subject: str, token_type: str, ttl_seconds: int, extra: dict[str, Any] | None = None
+    ) -> str:
+        """Return a signed token for ``subject`` valid for ``ttl_seconds``."""
+
+    @abstractmethod
+    async def verify(self, token: str, token_type: str) -> TokenClaims:
+        """Return the claims of a valid token of ``token_type``.
+
+        Raises:
+            AuthenticationFailed: code ``invalid_token`` (bad signature, issuer, type or
+                shape) or ``token_expired``.
+        """
+
+
+class PhoneNumberParser(ABC):
+    """Turns what people write ("0912 345 678", "(+84) 91-234-5678") into E.164."""
+
+    @abstractmethod
+    async def to_e164(self, raw: str, default_region: str) -> str:
+        """Return the E.164 form of ``raw``; ``default_region`` (ISO 3166-1 alpha-2, e.g.
+        ``"VN"``) applies to numbers written without a country code.
+
+        Raises:
+            InvalidInput: code ``invalid_phone`` when it is not a possible, valid number.
+        """
+
+
+class Clock(ABC):
+    """The current time."""
+
+    @abstractmethod
+    async def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+
+
+class IdGenerator(ABC):
+    """New unique ids."""
+
+    @abstractmethod
+    async def new_id(self) -> str:
+        """A new id: a string of URL-safe characters, unique across processes."""
+
+
+class HealthCheck(ABC):
+    """One dependency's readiness, for ``GET /health/ready``."""
+
+    #: Name shown in the readiness report ("store", "redis", "broker", ...).
+    name: str = "dependency"
+
+    @abstractmethod
+    async def check(self) -> dict[str, Any]:
+        """Return details (adapter, latency, ...) when ready.
+
+        Raises:
+            ServiceUnavailable: when the dependency does not answer.
+        """

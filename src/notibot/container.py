@@ -1,0 +1,199 @@
+"""The composition root: the only module that chooses adapters (dependency-injector).
+
+``Container`` wires settings, adapters and services; ``providers.Selector`` picks adapters from
+the settings (NOTIBOT_STORE, NOTIBOT_QUEUE). Tests override any provider. :class:`Notibot` is
+the embedding facade around a container: start/stop its resources and reach the services.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from notibot.adapters.memory import (
+    InlineJobQueue,
+    MemoryCustomerRepository,
+    MemoryJobRepository,
+    MemoryStoreHealth,
+    MemoryUserRepository,
+)
+from notibot.adapters.phone import PhonenumbersParser
+from notibot.adapters.security import Argon2PasswordHasher, JwtTokenService
+from notibot.adapters.system import SystemClock, UuidIdGenerator
+from notibot.application.services import (
+    AuthService,
+    CustomerService,
+    HealthService,
+    JobRunner,
+    JobService,
+)
+from notibot.settings import Settings
+
+log = logging.getLogger("notibot")
+
+
+def _jwt_secret(settings: Settings) -> str:
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    log.warning("NOTIBOT_JWT_SECRET is not set: using a random secret for this process; "
+                "tokens stop working when it restarts")
+    return secrets.token_urlsafe(48)
+
+
+class Container(containers.DeclarativeContainer):
+    """All providers of notibot. Build one per process (or per event loop) with
+    :func:`build_container`; override providers in tests (``container.clock.override(...)``)."""
+
+    settings = providers.Singleton(Settings)
+
+    clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(UuidIdGenerator)
+    phones = providers.Singleton(PhonenumbersParser)
+    password_hasher = providers.Singleton(Argon2PasswordHasher)
+    token_service = providers.Singleton(
+        JwtTokenService, secret=providers.Singleton(_jwt_secret, settings), clock=clock)
+
+    customer_repository = providers.Selector(
+        settings.provided.store, memory=providers.Singleton(MemoryCustomerRepository))
+    user_repository = providers.Selector(
+        settings.provided.store, memory=providers.Singleton(MemoryUserRepository))
+    job_repository = providers.Selector(
+        settings.provided.store, memory=providers.Singleton(MemoryJobRepository))
+    health_checks = providers.List(
+        providers.Selector(settings.provided.store, memory=providers.Singleton(MemoryStoreHealth)),
+    )
+
+    #: job kind -> handler; later issues register csv_import, campaign_send, chat_reply.
+    job_handlers = providers.Dict()
+    job_runner = providers.Singleton(
+        JobRunner, jobs=job_repository, clock=clock, handlers=job_handlers,
+        heartbeat_interval=settings.provided.job_heartbeat_interval)
+    job_queue = providers.Selector(
+        settings.provided.queue,
+        inline=providers.Singleton(InlineJobQueue, executor=job_runner.provided.run,
+                                   concurrency=settings.provided.job_concurrency),
+    )
+
+    auth_service = providers.Singleton(
+        AuthService, users=user_repository, hasher=password_hasher, tokens=token_service,
+        ids=ids, clock=clock, access_ttl=settings.provided.access_token_ttl,
+        refresh_ttl=settings.provided.refresh_token_ttl,
+        allow_signup=settings.provided.allow_signup)
+    customer_service = providers.Singleton(
+        CustomerService, customers=customer_repository, phones=phones, ids=ids, clock=clock,
+        default_region=settings.provided.default_region)
+    job_service = providers.Singleton(
+        JobService, jobs=job_repository, queue=job_queue, ids=ids, clock=clock,
+        kinds=job_handlers.provided.keys.call())
+    health_service = providers.Singleton(HealthService, checks=health_checks)
+
+
+def build_container(settings: Settings | None = None, **overrides: Any) -> Container:
+    """Return a new container for ``settings`` (default: read from the environment).
+
+    Parameters:
+        overrides: provider name -> object, e.g. ``clock=FakeClock()``; each replaces that
+            provider with the given object.
+
+    Raises:
+        pydantic.ValidationError: a setting is missing or invalid.
+    """
+    container = Container()
+    container.settings.override(providers.Object(settings or Settings()))
+    for name, value in overrides.items():
+        getattr(container, name).override(providers.Object(value))
+    return container
+
+
+class Notibot:
+    """The embedding API: one notibot instance over a container.
+
+    Usage::
+
+        app = Notibot.from_settings()
+        await app.start()
+        customer = await app.customers.create({"full_name": "An", "email": "an@example.org"})
+        await app.stop()
+
+    Attributes:
+        generated_admin_password: set by :meth:`start` when it created the ``admin`` user with
+            a random password (embedded default with no admin configured), else None.
+    """
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self.generated_admin_password: str | None = None
+        self._started = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> Notibot:
+        """Build an instance over :func:`build_container` (same parameters)."""
+        return cls(build_container(settings, **overrides))
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force."""
+        return self.container.settings()
+
+    @property
+    def auth(self) -> AuthService:
+        """Login, tokens, users."""
+        return self.container.auth_service()
+
+    @property
+    def customers(self) -> CustomerService:
+        """Customer use cases."""
+        return self.container.customer_service()
+
+    @property
+    def jobs(self) -> JobService:
+        """Job use cases."""
+        return self.container.job_service()
+
+    @property
+    def health(self) -> HealthService:
+        """Dependency readiness."""
+        return self.container.health_service()
+
+    async def start(self) -> None:
+        """Initialise resources, mark jobs abandoned by dead processes failed, and make sure an
+        admin exists (NOTIBOT_ADMIN_USERNAME/PASSWORD, or on the embedded default a generated
+        ``admin`` whose password is printed once to stderr). Idempotent."""
+        if self._started:
+            return
+        result = self.container.init_resources()
+        if result is not None:
+            await result
+        settings = self.settings
+        self.container.token_service()  # resolve the secret now: a bad one fails at start-up
+        for job in await self.jobs.fail_stale(settings.job_stale_after):
+            log.warning("job %s was abandoned by a dead process; marked failed", job.id)
+        await self._ensure_admin(settings)
+        self._started = True
+
+    async def _ensure_admin(self, settings: Settings) -> None:
+        if settings.admin_username and settings.admin_password:
+            if await self.auth.ensure_admin(settings.admin_username,
+                                            settings.admin_password.get_secret_value()):
+                log.info("created admin user %r from settings", settings.admin_username)
+        elif settings.is_embedded_default and await self.auth.admin_count() == 0:
+            password = secrets.token_urlsafe(12)
+            await self.auth.create_user("admin", password, "admin")
+            self.generated_admin_password = password
+            print(f"notibot: created user 'admin' with password {password}\n"
+                  "notibot: it is shown only once; set NOTIBOT_ADMIN_USERNAME and "
+                  "NOTIBOT_ADMIN_PASSWORD to choose your own.", file=sys.stderr, flush=True)
+
+    async def stop(self) -> None:
+        """Stop the job queue (interrupting inline jobs) and release resources."""
+        if not self._started:
+            return
+        await self.container.job_queue().close()
+        result = self.container.shutdown_resources()
+        if result is not None:
+            await result
+        self._started = False

@@ -1,0 +1,69 @@
+"""Settings from the environment (prefix ``NOTIBOT_``) or a ``.env`` file, via pydantic-settings.
+
+Every name here is documented in README.md; operators and tests rely on them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """notibot's configuration. Invalid values fail at start-up with the setting's name.
+
+    The *embedded default* is what runs with no configuration at all: in-memory store, inline
+    job queue. Outside it, NOTIBOT_JWT_SECRET is required.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="NOTIBOT_", env_file=".env",
+                                      env_file_encoding="utf-8", extra="ignore")
+
+    store: Literal["memory"] = Field("memory", description="where data lives: memory")
+    queue: Literal["inline"] = Field(
+        "inline", description="how jobs run: inline (asyncio tasks in the server process)")
+
+    jwt_secret: SecretStr | None = Field(
+        None, description="HS256 key, at least 32 bytes; random on the embedded default only")
+    access_token_ttl: int = Field(1800, ge=60, description="access token lifetime, seconds")
+    refresh_token_ttl: int = Field(7 * 24 * 3600, ge=60,
+                                   description="refresh token lifetime, seconds")
+    admin_username: str | None = Field(None, description="first admin, created at start-up")
+    admin_password: SecretStr | None = Field(None, description="password of the first admin")
+    allow_signup: bool = Field(False, description="open POST /auth/register to anyone")
+
+    default_region: str = Field("VN", min_length=2, max_length=2,
+                                description="ISO 3166-1 region for phones without country code")
+
+    job_concurrency: int = Field(4, ge=1, description="inline queue: jobs running at once")
+    job_heartbeat_interval: float = Field(10.0, gt=0,
+                                          description="seconds between job heartbeats")
+    job_stale_after: float = Field(120.0, gt=0, description=(
+        "seconds without heartbeat after which a running job is marked failed at start-up"))
+
+    host: str = Field("127.0.0.1", description="notibot serve: bind address")
+    port: int = Field(8000, ge=1, le=65535, description="notibot serve: port")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("default_region")
+    @classmethod
+    def _upper_region(cls, value: str) -> str:
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value().encode()) < 32:
+            raise ValueError("NOTIBOT_JWT_SECRET must be at least 32 bytes")
+        if not self.is_embedded_default and self.jwt_secret is None:
+            raise ValueError("NOTIBOT_JWT_SECRET is required outside the embedded default")
+        if (self.admin_username is None) != (self.admin_password is None):
+            raise ValueError("set both NOTIBOT_ADMIN_USERNAME and NOTIBOT_ADMIN_PASSWORD, "
+                             "or neither")
+        return self
+
+    @property
+    def is_embedded_default(self) -> bool:
+        """True when every adapter is the in-process default (memory store, inline queue)."""
+        return self.store == "memory" and self.queue == "inline"
