@@ -19,11 +19,13 @@ from notibot.adapters.memory import (
     MemoryCustomerRepository,
     MemoryJobRepository,
     MemoryStoreHealth,
+    MemoryUploadStore,
     MemoryUserRepository,
 )
 from notibot.adapters.phone import PhonenumbersParser
 from notibot.adapters.security import Argon2PasswordHasher, JwtTokenService
 from notibot.adapters.system import SystemClock, UuidIdGenerator
+from notibot.adapters.tabular import PandasCustomerFileReader
 from notibot.application.services import (
     AuthService,
     CustomerService,
@@ -31,6 +33,8 @@ from notibot.application.services import (
     JobRunner,
     JobService,
 )
+from notibot.application.services.imports import CustomerImporter, CustomerImportService
+from notibot.domain import JobKind
 from notibot.settings import Settings
 
 log = logging.getLogger("notibot")
@@ -67,8 +71,16 @@ class Container(containers.DeclarativeContainer):
         providers.Selector(settings.provided.store, memory=providers.Singleton(MemoryStoreHealth)),
     )
 
-    #: job kind -> handler; later issues register csv_import, campaign_send, chat_reply.
-    job_handlers = providers.Dict()
+    upload_store = providers.Selector(
+        settings.provided.store, memory=providers.Singleton(MemoryUploadStore))
+    customer_file_reader = providers.Singleton(PandasCustomerFileReader)
+    customer_importer = providers.Singleton(
+        CustomerImporter, customers=customer_repository, uploads=upload_store,
+        reader=customer_file_reader, ids=ids, clock=clock,
+        chunk_rows=settings.provided.import_chunk_rows)
+
+    #: job kind -> handler (JobHandler); tests add kinds with ``job_handlers.add_kwargs``.
+    job_handlers = providers.Dict({JobKind.CSV_IMPORT.value: customer_importer.provided.run})
     job_runner = providers.Singleton(
         JobRunner, jobs=job_repository, clock=clock, handlers=job_handlers,
         heartbeat_interval=settings.provided.job_heartbeat_interval)
@@ -90,6 +102,13 @@ class Container(containers.DeclarativeContainer):
         JobService, jobs=job_repository, queue=job_queue, ids=ids, clock=clock,
         kinds=job_handlers.provided.keys.call())
     health_service = providers.Singleton(HealthService, checks=health_checks)
+    import_service = providers.Singleton(
+        CustomerImportService, jobs=job_service, job_repository=job_repository,
+        uploads=upload_store, reader=customer_file_reader,
+        max_upload_bytes=providers.Callable(
+            lambda mb: int(mb * 1024 * 1024), settings.provided.max_upload_mb),
+        default_region=settings.provided.default_region,
+        chunk_rows=settings.provided.import_chunk_rows)
 
 
 def build_container(settings: Settings | None = None, **overrides: Any) -> Container:
@@ -153,6 +172,11 @@ class Notibot:
     def jobs(self) -> JobService:
         """Job use cases."""
         return self.container.job_service()
+
+    @property
+    def imports(self) -> CustomerImportService:
+        """Customer file imports."""
+        return self.container.import_service()
 
     @property
     def health(self) -> HealthService:

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     default_region: str = Field("VN", min_length=2, max_length=2,
                                 description="ISO 3166-1 region for phones without country code")
 
+    max_upload_mb: float = Field(50, gt=0, description="largest upload accepted, MiB (413 above)")
+    import_chunk_rows: int = Field(50_000, ge=100, description=(
+        "CSV import: rows per batch (between progress reports and cancel checks)"))
+
     job_concurrency: int = Field(4, ge=1, description="inline queue: jobs running at once")
     job_heartbeat_interval: float = Field(10.0, gt=0,
                                           description="seconds between job heartbeats")

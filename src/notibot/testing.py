@@ -86,7 +86,8 @@ def memory_notibot(
 
     Parameters:
         admin: ``(username, password)`` of an admin created at start.
-        job_handlers: job kind -> handler (default: ``{"test": batched_job()}``).
+        job_handlers: extra job kinds -> handler, beside the built-in ones (default:
+            ``{"test": batched_job()}``).
         settings: extra settings fields (``{"allow_signup": True}``); env vars are ignored.
         overrides: provider name -> object (``clock=FakeClock()``).
     """
@@ -95,8 +96,9 @@ def memory_notibot(
         values.update(admin_username=admin[0], admin_password=admin[1])
     resolved = IsolatedSettings(**values)
     overrides.setdefault("password_hasher", fast_password_hasher())
-    overrides.setdefault("job_handlers", job_handlers or {"test": batched_job()})
-    return Notibot(build_container(resolved, **overrides))
+    container = build_container(resolved, **overrides)
+    container.job_handlers.add_kwargs(**(job_handlers or {"test": batched_job()}))
+    return Notibot(container)
 
 
 class IsolatedSettings(Settings):

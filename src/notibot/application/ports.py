@@ -8,12 +8,12 @@ and a contract test suite (``tests/unit/contracts``) that every adapter must pas
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, NamedTuple, TypeVar
 
-from notibot.domain import Customer, Job, JobStatus, User
+from notibot.domain import Customer, Job, JobError, JobStatus, User
 
 T = TypeVar("T")
 
@@ -63,6 +63,84 @@ class JobStats:
     by_status: dict[str, int] = field(default_factory=dict)
     by_kind: dict[str, int] = field(default_factory=dict)
     total: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class BulkWriteResult:
+    """Outcome of :meth:`CustomerRepository.bulk_upsert`: counts written, and for each write
+    left out the customer id with the reason (``{"customer id": "email x is taken"}``)."""
+
+    created: int = 0
+    updated: int = 0
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class StoredUpload:
+    """An uploaded file kept by the :class:`UploadStore`; ``size`` in bytes."""
+
+    id: str
+    filename: str
+    size: int
+    content_type: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class CustomerFileOptions:
+    """How to read a customer file.
+
+    Attributes:
+        delimiter: one of ``,`` ``;`` tab ``|``; None sniffs it from the header line.
+        default_region: ISO 3166-1 alpha-2 region for phones without a country code.
+        chunk_rows: data rows per batch.
+    """
+
+    delimiter: str | None = None
+    default_region: str = "VN"
+    chunk_rows: int = 50_000
+
+
+class CustomerRecord(NamedTuple):
+    """One valid, normalised row of a customer file: email lower-cased and valid, phone E.164,
+    language a lower-case code, tags normalised; empty cells are None. ``line`` is the row's
+    1-based line number in the file (the header is line 1). A tuple: a million of them are
+    cheap to build."""
+
+    line: int
+    full_name: str
+    email: str | None
+    phone: str | None
+    company: str | None = None
+    position: str | None = None
+    address: str | None = None
+    city: str | None = None
+    country: str | None = None
+    language: str | None = None
+    tags: list[str] | None = None
+    attributes: dict[str, str] | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class CustomerFileSummary:
+    """What a first look at a customer file found: the delimiter, the header's columns, the
+    field each known column maps to, the unknown columns (kept as attributes) and the data
+    rows estimated by counting lines."""
+
+    delimiter: str
+    columns: list[str]
+    mapping: dict[str, str]
+    extra_columns: list[str]
+    estimated_rows: int
+
+
+@dataclass(slots=True)
+class CustomerBatch:
+    """One chunk of a customer file: its valid ``records`` and its rejected rows (``errors``,
+    one per row, with the row's original ``values``); ``rows`` = data rows in the chunk."""
+
+    records: list[CustomerRecord]
+    errors: list[JobError]
+    rows: int
 
 
 @dataclass(slots=True, frozen=True)
@@ -120,6 +198,27 @@ class CustomerRepository(ABC):
     @abstractmethod
     async def list(self, filter: CustomerFilter, *, limit: int, offset: int) -> Page[Customer]:
         """Customers matching ``filter``, oldest first (creation time, then id)."""
+
+    @abstractmethod
+    async def find_by_emails(self, emails: Sequence[str]) -> dict[str, Customer]:
+        """The customers owning any of ``emails`` (lower-cased), keyed by email."""
+
+    @abstractmethod
+    async def find_by_phones(self, phones: Sequence[str]) -> dict[str, Customer]:
+        """The customers owning any of ``phones`` (E.164), keyed by phone."""
+
+    @abstractmethod
+    async def bulk_upsert(
+        self, creates: Sequence[Customer], updates: Sequence[Customer]
+    ) -> BulkWriteResult:
+        """Insert ``creates`` and replace ``updates`` (matched by id) in one batch, unordered:
+        a write that would break uniqueness (email, phone, id) or whose customer vanished is
+        left out and reported in the result, the others are written. The repository takes
+        ownership of the objects (callers must not change them afterwards)."""
+
+    @abstractmethod
+    async def count(self) -> int:
+        """How many customers are stored."""
 
 
 class UserRepository(ABC):
@@ -197,6 +296,15 @@ class JobRepository(ABC):
     async def find_stale(self, heartbeat_before: datetime) -> list[Job]:
         """Running jobs whose last heartbeat (or start) is older than ``heartbeat_before``."""
 
+    @abstractmethod
+    async def add_errors(self, job_id: str, errors: Sequence[JobError]) -> None:
+        """Keep ``errors`` (all of them, in order) beside the job; removed with the job."""
+
+    @abstractmethod
+    async def list_errors(self, job_id: str, *, offset: int = 0,
+                          limit: int | None = None) -> list[JobError]:
+        """The errors kept for the job, in the order they were added (empty when none)."""
+
 
 # -- gateways --------------------------------------------------------------------------------
 
@@ -220,6 +328,54 @@ class JobQueue(ABC):
     async def close(self) -> None:
         """Stop taking jobs and release resources; jobs still running are interrupted and left
         for the runner to mark."""
+
+
+class UploadStore(ABC):
+    """Keeps uploaded files where any worker can read them (memory, disk, GridFS)."""
+
+    @abstractmethod
+    async def save(self, content: bytes, *, filename: str,
+                   content_type: str | None = None) -> StoredUpload:
+        """Store ``content`` under a new id. Raises ServiceUnavailable when the store is down."""
+
+    @abstractmethod
+    async def open(self, upload_id: str) -> BinaryIO:
+        """A readable, seekable binary file of the upload; the caller closes it.
+        Raises NotFound (``upload_not_found``)."""
+
+    @abstractmethod
+    async def delete(self, upload_id: str) -> None:
+        """Remove the upload; no error when it is already gone."""
+
+
+class CustomerFileReader(ABC):
+    """Reads a customer file (CSV) into normalised batches, validating whole columns at once
+    with the domain's rules."""
+
+    @abstractmethod
+    async def inspect(self, file: BinaryIO, options: CustomerFileOptions) -> CustomerFileSummary:
+        """Check the whole file (encoding, binary data, header) without importing anything;
+        leaves the file at its start.
+
+        Raises:
+            UnsupportedFile: ``binary_file`` or ``not_utf8``.
+            InvalidInput: ``empty_file``, ``invalid_delimiter``, ``missing_columns``,
+                ``duplicate_columns``.
+        """
+
+    @abstractmethod
+    def batches(
+        self, file: BinaryIO, options: CustomerFileOptions
+    ) -> AsyncIterator[CustomerBatch]:
+        """Yield the file's rows in batches of ``options.chunk_rows``.
+
+        Before the first batch the whole file is checked, so a bad file fails before anything
+        is imported.
+
+        Raises:
+            InvalidInput: code ``empty_file``, ``binary_file``, ``not_utf8``,
+                ``invalid_delimiter``, ``missing_columns`` or ``duplicate_columns``.
+        """
 
 
 class PasswordHasher(ABC):
@@ -281,6 +437,10 @@ class IdGenerator(ABC):
     @abstractmethod
     async def new_id(self) -> str:
         """A new id: a string of URL-safe characters, unique across processes."""
+
+    async def new_ids(self, count: int) -> list[str]:
+        """``count`` new ids at once (bulk imports); adapters may do it faster."""
+        return [await self.new_id() for _ in range(count)]
 
 
 class HealthCheck(ABC):

@@ -16,6 +16,7 @@ from notibot.domain.errors import (
     AuthenticationFailed,
     Conflict,
     DeliveryFailed,
+    FileTooLarge,
     InvalidInput,
     InvalidTransition,
     JobCancelled,
@@ -24,6 +25,7 @@ from notibot.domain.errors import (
     NotibotError,
     PermissionDenied,
     ServiceUnavailable,
+    UnsupportedFile,
 )
 from notibot.domain.job import Job, JobError, JobKind, JobStatus
 from notibot.domain.prompt import PromptKind, PromptTemplate, PromptVariant
@@ -32,8 +34,9 @@ from notibot.domain.user import Role, User
 __all__ = [
     "AuthenticationFailed", "Campaign", "CampaignContent", "Channel", "Conflict",
     "Conversation", "Customer", "Delivery", "DeliveryFailed", "DeliveryStatus",
-    "InvalidInput", "InvalidTransition", "Job", "JobCancelled", "JobError", "JobKind",
+    "FileTooLarge", "InvalidInput", "InvalidTransition", "Job", "JobCancelled", "JobError",
+    "JobKind",
     "JobStatus", "LLMUnavailable", "Message", "MessageRole", "NotFound", "NotibotError",
     "PermissionDenied", "PromptKind", "PromptTemplate", "PromptVariant", "Role",
-    "ServiceUnavailable", "User",
+    "ServiceUnavailable", "UnsupportedFile", "User",
 ]

@@ -94,10 +94,31 @@ class Customer:
                                code="no_contact", details={"fields": ["email", "phone"]})
         return updated
 
+    def merged_with(self, values: dict[str, Any], *, now: datetime) -> Customer:
+        """Return a copy updated by an import row: every non-empty value in ``values`` replaces
+        the field (``tags`` too), ``attributes`` are merged key by key, and ``subscribed`` is
+        never touched (consent is the customer's, not the file's). ``values`` must already be
+        normalised (the import reader applies the same rules as :meth:`create`)."""
+        changes: dict[str, Any] = {}
+        for name, value in values.items():
+            if name == "subscribed" or value is None or value == "" or value == []:
+                continue
+            if name == "attributes":
+                if value:
+                    changes[name] = {**self.attributes, **value}
+            elif name in EDITABLE_FIELDS:
+                changes[name] = value
+        return replace(self, **changes, updated_at=now)
+
 
 def _normalize_field(name: str, value: Any) -> Any:
     if name == "full_name":
         return value if value is None else str(value).strip()
+    expected = (str, list, tuple) if name == "tags" else str
+    if name not in ("attributes", "subscribed") and value is not None \
+            and not isinstance(value, expected):
+        raise InvalidInput(f"{name} has the wrong type", code=f"invalid_{name}",
+                           details={"field": name})
     if name == "email":
         text = optional_text(value)
         return normalize_email(text) if text else None

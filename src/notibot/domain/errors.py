@@ -70,6 +70,19 @@ class InvalidInput(NotibotError):
     default_code = "invalid_input"
 
 
+class FileTooLarge(InvalidInput):
+    """Raised when an uploaded file is larger than the configured limit
+    (NOTIBOT_MAX_UPLOAD_MB); ``details`` holds ``limit_bytes``."""
+
+    default_code = "file_too_large"
+
+
+class UnsupportedFile(InvalidInput):
+    """Raised when an uploaded file is not text of the expected kind (binary data, not UTF-8)."""
+
+    default_code = "unsupported_file"
+
+
 class InvalidTransition(Conflict):
     """Raised when a state machine is asked for a transition its current state does not allow
     (e.g. cancelling a job that already succeeded)."""

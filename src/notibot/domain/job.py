@@ -59,11 +59,14 @@ class JobError:
         code: machine-readable reason, e.g. ``invalid_email``.
         message: human explanation.
         line: 1-based line number in the input file, when the error is about a row.
+        values: the row's original cells by column name, so a rejected row can be fixed and
+            imported again.
     """
 
     code: str
     message: str
     line: int | None = None
+    values: dict[str, str] | None = None
 
 
 @dataclass(slots=True)

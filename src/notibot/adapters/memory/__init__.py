@@ -11,8 +11,9 @@ from notibot.adapters.memory.repositories import (
     MemoryJobRepository,
     MemoryUserRepository,
 )
+from notibot.adapters.memory.uploads import MemoryUploadStore
 
 __all__ = [
     "InlineJobQueue", "MemoryCustomerRepository", "MemoryJobRepository", "MemoryStoreHealth",
-    "MemoryUserRepository",
+    "MemoryUploadStore", "MemoryUserRepository",
 ]

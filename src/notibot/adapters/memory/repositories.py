@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
 from notibot.application.ports import (
+    BulkWriteResult,
     CustomerFilter,
     CustomerRepository,
     JobFilter,
@@ -18,7 +19,7 @@ from notibot.application.ports import (
     Page,
     UserRepository,
 )
-from notibot.domain import Conflict, Customer, Job, JobStatus, NotFound, User
+from notibot.domain import Conflict, Customer, Job, JobError, JobStatus, NotFound, User
 
 T = TypeVar("T")
 
@@ -107,8 +108,68 @@ class MemoryCustomerRepository(CustomerRepository):
         match = _customer_matcher(filter)
         with self._lock:
             found = [c for c in self._by_id.values() if match(c)]
-            found.sort(key=lambda c: (c.created_at or datetime.min, c.id))
+            # Undated customers first (as a database sorts nulls); never compare a naive
+            # placeholder with aware times.
+            found.sort(key=lambda c: (c.created_at is not None, c.created_at or datetime.min,
+                                      c.id))
             return _page(found, limit, offset)
+
+    def _find_many(self, index: dict[str, str], keys: Sequence[str]) -> dict[str, Customer]:
+        with self._lock:
+            found = {}
+            for key in keys:
+                cid = index.get(key)
+                if cid is not None:
+                    found[key] = copy.deepcopy(self._by_id[cid])
+            return found
+
+    async def find_by_emails(self, emails: Sequence[str]) -> dict[str, Customer]:
+        return self._find_many(self._by_email, emails)
+
+    async def find_by_phones(self, phones: Sequence[str]) -> dict[str, Customer]:
+        return self._find_many(self._by_phone, phones)
+
+    async def bulk_upsert(
+        self, creates: Sequence[Customer], updates: Sequence[Customer]
+    ) -> BulkWriteResult:
+        rejected: dict[str, str] = {}
+        created = updated = 0
+        by_id, by_email, by_phone = self._by_id, self._by_email, self._by_phone
+        with self._lock:
+            for customer in creates:
+                cid, email, phone = customer.id, customer.email, customer.phone
+                if cid in by_id:
+                    rejected[cid] = f"customer id {cid} exists"
+                elif email and email in by_email:
+                    rejected[cid] = f"email {email} belongs to customer {by_email[email]}"
+                elif phone and phone in by_phone:
+                    rejected[cid] = f"phone {phone} belongs to customer {by_phone[phone]}"
+                else:
+                    by_id[cid] = customer
+                    if email:
+                        by_email[email] = cid
+                    if phone:
+                        by_phone[phone] = cid
+                    created += 1
+            for customer in updates:
+                old = by_id.get(customer.id)
+                if old is None:
+                    rejected[customer.id] = f"customer {customer.id} no longer exists"
+                    continue
+                try:
+                    self._check_unique(customer)
+                except Conflict as exc:
+                    rejected[customer.id] = exc.message
+                    continue
+                self._unindex(old)
+                by_id[customer.id] = customer
+                self._index(customer)
+                updated += 1
+        return BulkWriteResult(created=created, updated=updated, rejected=rejected)
+
+    async def count(self) -> int:
+        with self._lock:
+            return len(self._by_id)
 
 
 def _customer_matcher(f: CustomerFilter) -> Callable[[Customer], bool]:
@@ -188,6 +249,7 @@ class MemoryJobRepository(JobRepository):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_id: dict[str, Job] = {}
+        self._errors: dict[str, list[JobError]] = {}
 
     def _stored(self, job_id: str) -> Job:
         try:
@@ -233,6 +295,7 @@ class MemoryJobRepository(JobRepository):
         with self._lock:
             self._stored(job_id)
             del self._by_id[job_id]
+            self._errors.pop(job_id, None)
 
     async def list(self, filter: JobFilter, *, limit: int, offset: int) -> Page[Job]:
         with self._lock:
@@ -259,3 +322,15 @@ class MemoryJobRepository(JobRepository):
                 if j.status is JobStatus.RUNNING
                 and (j.heartbeat_at or j.started_at or j.created_at) < heartbeat_before
             ]
+
+    async def add_errors(self, job_id: str, errors: Sequence[JobError]) -> None:
+        with self._lock:
+            self._stored(job_id)
+            self._errors.setdefault(job_id, []).extend(errors)  # JobError is frozen
+
+    async def list_errors(self, job_id: str, *, offset: int = 0,
+                          limit: int | None = None) -> list[JobError]:
+        with self._lock:
+            errors = self._errors.get(job_id, [])
+            end = None if limit is None else offset + limit
+            return list(errors[offset:end])

@@ -76,7 +76,7 @@ class CustomerService:
 
     async def replace(self, customer_id: str, values: dict[str, Any]) -> Customer:
         """PUT semantics: every editable field takes the value given, or its default when left
-        out (``subscribed`` defaults to True only if the body omits it).
+        out, except ``subscribed`` (consent), which keeps its current value when omitted.
 
         Raises:
             NotFound, InvalidInput, Conflict: as :meth:`create`.

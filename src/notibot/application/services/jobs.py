@@ -59,7 +59,8 @@ class JobContext:
         self, *, total: int | None = None, errors: Iterable[JobError] = (), **counts: int
     ) -> None:
         """Add ``counts`` to the counters (``processed=`` drives progress), set ``total`` when
-        given, record ``errors``, save, then :meth:`checkpoint`.
+        given, record ``errors`` (the first ones inline on the job, all of them in the job
+        repository's error list), save, then :meth:`checkpoint`.
 
         Raises:
             JobCancelled: cancellation was requested, or the job was finished elsewhere.
@@ -67,7 +68,10 @@ class JobContext:
         if total is not None:
             self.job.total = total
         self.job.add_counts(**counts)
-        self.job.add_errors(list(errors))
+        errors = list(errors)
+        if errors:
+            self.job.add_errors(errors)
+            await self._jobs.add_errors(self.job.id, errors)
         self.job.beat(await self._clock.now())
         if not await self._jobs.update(self.job, expected_status=JobStatus.RUNNING):
             raise JobCancelled(f"job {self.job.id} was finished elsewhere")
