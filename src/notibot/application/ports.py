@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, BinaryIO, Generic, NamedTuple, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 
 from notibot.domain import Customer, Job, JobError, JobStatus, User
 
@@ -100,24 +100,9 @@ class CustomerFileOptions:
     chunk_rows: int = 50_000
 
 
-class CustomerRecord(NamedTuple):
-    """One valid, normalised row of a customer file: email lower-cased and valid, phone E.164,
-    language a lower-case code, tags normalised; empty cells are None. ``line`` is the row's
-    1-based line number in the file (the header is line 1). A tuple: a million of them are
-    cheap to build."""
-
-    line: int
-    full_name: str
-    email: str | None
-    phone: str | None
-    company: str | None = None
-    position: str | None = None
-    address: str | None = None
-    city: str | None = None
-    country: str | None = None
-    language: str | None = None
-    tags: list[str] | None = None
-    attributes: dict[str, str] | None = None
+#: The customer fields of a :class:`CustomerBatch`, in order.
+CUSTOMER_FILE_FIELDS = ("full_name", "email", "phone", "company", "position", "address", "city",
+                        "country", "language", "tags", "attributes")
 
 
 @dataclass(slots=True, frozen=True)
@@ -135,12 +120,26 @@ class CustomerFileSummary:
 
 @dataclass(slots=True)
 class CustomerBatch:
-    """One chunk of a customer file: its valid ``records`` and its rejected rows (``errors``,
-    one per row, with the row's original ``values``); ``rows`` = data rows in the chunk."""
+    """One chunk of a customer file, column by column (a million rows are cheap this way).
 
-    records: list[CustomerRecord]
+    Attributes:
+        lines: 1-based line number in the file of each valid row (the header is line 1).
+        columns: every name of :data:`CUSTOMER_FILE_FIELDS` -> one value per valid row,
+            normalised: email lower-cased and valid, phone E.164, language a lower-case code,
+            tags a list; empty cells are None. ``attributes`` holds the unknown columns.
+        errors: the rejected rows, one :class:`~notibot.domain.JobError` each, with the row's
+            original cells as ``values``.
+        rows: data rows in the chunk (valid + rejected; blank lines are not rows).
+    """
+
+    lines: list[int]
+    columns: dict[str, list[Any]]
     errors: list[JobError]
     rows: int
+
+    def row(self, index: int) -> dict[str, Any]:
+        """The valid row at ``index`` as ``{field: value}``."""
+        return {name: values[index] for name, values in self.columns.items()}
 
 
 @dataclass(slots=True, frozen=True)

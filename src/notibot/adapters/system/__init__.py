@@ -8,6 +8,9 @@ from datetime import UTC, datetime
 
 from notibot.application.ports import Clock, IdGenerator
 
+#: Hex digit -> the same digit with the two top bits set to the RFC 9562 variant 10.
+_VARIANT = {f"{n:x}": f"{8 | (n & 3):x}" for n in range(16)}
+
 
 class SystemClock(Clock):
     """The machine's clock, in UTC."""
@@ -25,13 +28,14 @@ class UuidIdGenerator(IdGenerator):
     async def new_ids(self, count: int) -> list[str]:
         """Same format as :meth:`new_id` (version 4, RFC 9562 variant bits), built from one
         ``os.urandom`` call: a million ids in a fraction of a second."""
-        raw = os.urandom(16 * count)
-        ids = []
-        for i in range(0, 16 * count, 16):
-            n = int.from_bytes(raw[i:i + 16], "big")
-            n = (n & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-            ids.append(f"{n:032x}")
-        return ids
+        digits = os.urandom(16 * count).hex()
+        variant = _VARIANT
+        # hex digit 12 is the version (4); digit 16 carries the variant bits (10xx)
+        return [
+            f"{digits[i:i + 12]}4{digits[i + 13:i + 16]}{variant[digits[i + 16]]}"
+            f"{digits[i + 17:i + 32]}"
+            for i in range(0, 32 * count, 32)
+        ]
 
 
 __all__ = ["SystemClock", "UuidIdGenerator"]

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import io
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 
 from notibot.adapters.phone.vectorised import e164_column
 from notibot.application.ports import (
+    CUSTOMER_FILE_FIELDS,
     CustomerBatch,
     CustomerFileOptions,
     CustomerFileReader,
     CustomerFileSummary,
-    CustomerRecord,
 )
 from notibot.domain import InvalidInput, JobError, UnsupportedFile
 from notibot.domain.rules import EMAIL_MAX_LENGTH, EMAIL_PATTERN, LANGUAGE_PATTERN, normalize_tags
@@ -174,14 +176,26 @@ class PandasCustomerFileReader(CustomerFileReader):
         facts = await asyncio.to_thread(inspect_file, file, options.delimiter)
         mapping, extra = map_columns(facts.header)
         chunks = _read_chunks(file, facts, options.chunk_rows)
-        next_line = 2
-        while True:
-            item = await asyncio.to_thread(_next_batch, chunks, mapping, extra, options,
-                                           next_line)
-            if item is None:
-                return
-            batch, next_line = item
-            yield batch
+
+        def read(first_line: int) -> asyncio.Future[tuple[CustomerBatch, int] | None]:
+            return asyncio.ensure_future(asyncio.to_thread(
+                _next_batch, chunks, mapping, extra, options, first_line))
+
+        # the next chunk is parsed in a thread while the caller handles this one
+        pending = read(2)
+        try:
+            while True:
+                item = await pending
+                if item is None:
+                    return
+                batch, next_line = item
+                pending = read(next_line)
+                yield batch
+        finally:
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
 
 
 def _read_chunks(file: BinaryIO, facts: _FileFacts, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -266,11 +280,11 @@ def normalize_frame(
                                    line=int(line), values=values))
 
     good = ~bad & ~blank
-    records: list[CustomerRecord] = []
-    if good.any():
-        records = _records(good, starts, name, email, phone, cols, language, clean, extra)
+    normalized = {**cols, "email": email, "phone": phone, "language": language}
+    columns = _columns(good, normalized, clean, extra)
     rows = n - int(blank.sum())
-    return CustomerBatch(records=records, errors=errors, rows=rows), next_line
+    batch = CustomerBatch(lines=starts[good].tolist(), columns=columns, errors=errors, rows=rows)
+    return batch, next_line
 
 
 def _message(code: str, cols: dict[str, pd.Series], idx: object, region: str) -> str:
@@ -289,47 +303,52 @@ def _message(code: str, cols: dict[str, pd.Series], idx: object, region: str) ->
     return f"language {cell('language')!r} is not a language code such as 'vi' or 'en'"
 
 
-def _opt(series: pd.Series) -> list[str | None]:
-    return [v or None for v in series.tolist()]
+#: Columns with few distinct values (cities, companies, languages, ...).
+_LOW_CARDINALITY = frozenset({"company", "position", "city", "country", "language"})
 
 
-def _tags(cells: list[str]) -> list[list[str] | None]:
-    cache: dict[str, tuple[str, ...]] = {}
-    out: list[list[str] | None] = []
-    for cell in cells:
-        if not cell:
-            out.append(None)
-            continue
-        tags = cache.get(cell)
-        if tags is None:
-            tags = cache[cell] = tuple(normalize_tags(cell))
-        out.append(list(tags) or None)
-    return out
+def _values(series: pd.Series, shared: bool) -> list[str | None]:
+    """The column as a list with "" -> None, converted without a Python loop. With
+    ``shared`` each distinct value becomes one string object (``factorize``), so a value
+    repeated a million times costs its memory once."""
+    if shared:
+        codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=False)
+        table = np.array([u if isinstance(u, str) and u else None for u in uniques.tolist()],
+                         dtype=object)
+        return table[codes].tolist()
+    values = series.astype(object)
+    return values.where(series.ne("") & series.notna(), None).tolist()
 
 
-def _records(
-    good: pd.Series, starts: pd.Series, name: pd.Series, email: pd.Series, phone: pd.Series,
-    cols: dict[str, pd.Series], language: pd.Series, clean: dict[str, pd.Series],
+def _tags(series: pd.Series) -> list[list[str] | None]:
+    """Tag lists; equal cells share one list object (the store never changes a stored
+    customer in place, it replaces it)."""
+    codes, uniques = pd.factorize(series, sort=False, use_na_sentinel=False)
+    table = np.empty(len(uniques), dtype=object)
+    table[:] = [normalize_tags(u) or None if isinstance(u, str) and u else None
+                for u in uniques.tolist()]
+    return table[codes].tolist()
+
+
+def _columns(
+    good: pd.Series, normalized: dict[str, pd.Series], clean: dict[str, pd.Series],
     extra: list[str],
-) -> list[CustomerRecord]:
+) -> dict[str, list[Any]]:
     count = int(good.sum())
-    nothing: list[None] = [None] * count
-
-    def pick(field: str) -> list[str | None]:
-        series = cols.get(field)
-        return nothing if series is None else _opt(series[good])
-
-    tags_col = cols.get("tags")
-    tags = nothing if tags_col is None else _tags(tags_col[good].tolist())
-    attributes: list[dict[str, str] | None] = nothing
-    if extra:
+    columns: dict[str, list[Any]] = {}
+    for field in CUSTOMER_FILE_FIELDS:
+        series = normalized.get(field)
+        if field == "attributes" or series is None:
+            columns[field] = [None] * count
+        elif field == "tags":
+            columns[field] = _tags(series[good])
+        else:
+            columns[field] = _values(series[good], field in _LOW_CARDINALITY)
+    if extra and count:
         keys = [c.strip() for c in extra]
-        columns = [clean[c][good].tolist() for c in extra]
-        attributes = [
+        cells = [clean[c][good].tolist() for c in extra]
+        columns["attributes"] = [
             {k: v for k, v in zip(keys, values, strict=True) if v} or None
-            for values in zip(*columns, strict=True)
+            for values in zip(*cells, strict=True)
         ]
-    return list(map(CustomerRecord._make, zip(
-        starts[good].tolist(), name[good].tolist(), _opt(email[good]), phone[good].tolist(),
-        pick("company"), pick("position"), pick("address"), pick("city"), pick("country"),
-        _opt(language[good]), tags, attributes, strict=True)))
+    return columns
