@@ -1,0 +1,342 @@
+"""The JSON shapes of the HTTP API (pydantic models) and the domain -> JSON mappers.
+
+Request models (``...Request``, ``...Query``, ``Customer...`` bodies) are parsed by
+:mod:`notibot.entrypoints.http.validation`; unknown fields are refused (HTTP 422). Response
+models (``...Out``) are built from domain objects by one ``*_json`` function per entity, so a
+field is renamed or added in one place. Datetimes are written as ISO 8601 in UTC
+(``2026-01-01T09:00:00Z``).
+
+These models belong to the HTTP layer only; the domain never sees them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StrictBool
+
+from notibot.application.ports import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, JobStats, Page
+from notibot.application.services import TokenPair
+from notibot.domain import Customer, Job, JobStatus, Role, User
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Aware datetimes are converted to UTC; naive ones are taken to be UTC already."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: A datetime written as ISO 8601 in UTC.
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+class _Input(BaseModel):
+    """Base of request bodies and query strings: unknown fields are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Output(BaseModel):
+    """Base of response bodies. Clients must accept fields added in later versions, so the
+    schemas do not forbid extra properties."""
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+class FieldError(_Output):
+    """One invalid field of a request (``details`` of ``validation_error``)."""
+
+    field: str = Field(description="dotted path of the field, e.g. `tags.0` or `limit`")
+    message: str
+
+
+class ErrorInfo(_Output):
+    """What went wrong: a stable snake_case ``code``, a ``message`` for people, and optional
+    ``details`` (field errors, ids, ...)."""
+
+    code: str = Field(description="stable machine-readable code, e.g. `customer_not_found`")
+    message: str
+    details: Any = Field(None, description="context: for `validation_error` a list of "
+                                           "{field, message}; otherwise an object or null")
+
+
+class ErrorResponse(_Output):
+    """The body of every error response."""
+
+    error: ErrorInfo
+
+
+# -- auth ------------------------------------------------------------------------------------
+
+
+class LoginRequest(_Input):
+    """``POST /auth/login``."""
+
+    username: str
+    password: str
+
+
+class RefreshRequest(_Input):
+    """``POST /auth/refresh``."""
+
+    refresh_token: str
+
+
+class RegisterRequest(_Input):
+    """``POST /auth/register``."""
+
+    username: str = Field(description="3-64 characters: letters, digits, `_ . @ -`")
+    password: str = Field(description="8 to 256 characters")
+    role: Role = Field(Role.OPERATOR, description="`admin` or `operator`")
+
+
+class TokenOut(_Output):
+    """A bearer token pair (RFC 6749 section 5.1 shape)."""
+
+    access_token: str = Field(description="send as `Authorization: Bearer <access_token>`")
+    refresh_token: str = Field(description="exchange at `POST /auth/refresh` for a new pair")
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="lifetime of the access token, seconds")
+
+
+class UserOut(_Output):
+    """An API user (the password hash is never shown)."""
+
+    id: str
+    username: str
+    role: Role
+    active: bool
+    created_at: UtcDateTime
+
+
+def token_json(pair: TokenPair) -> dict[str, Any]:
+    """The JSON of a :class:`~notibot.application.services.TokenPair`."""
+    return TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token,
+                    token_type="bearer", expires_in=pair.expires_in).model_dump(mode="json")
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """The JSON of a :class:`~notibot.domain.User`, without its password hash."""
+    return UserOut(id=user.id, username=user.username, role=user.role, active=user.active,
+                   created_at=user.created_at).model_dump(mode="json")
+
+
+# -- customers -------------------------------------------------------------------------------
+
+_PHONE = ("as people write it (`0912 345 678`, `+84 91 234 5678`); stored in E.164 "
+          "(`+84912345678`); numbers without a country code use NOTIBOT_DEFAULT_REGION")
+
+
+class CustomerCreate(_Input):
+    """``POST /customers``: a new customer. ``full_name`` and an email or a phone are
+    required; omitted fields take their defaults."""
+
+    full_name: str
+    email: str | None = Field(None, description="lower-cased on save; unique")
+    phone: str | None = Field(None, description=_PHONE + "; unique")
+    company: str | None = None
+    position: str | None = None
+    address: str | None = None
+    city: str | None = None
+    country: str | None = None
+    language: str | None = Field(None, description="BCP 47 tag such as `vi`, `en`, `pt-br`")
+    tags: list[str] | None = Field(None, description="lower-cased, de-duplicated")
+    attributes: dict[str, Any] | None = Field(None, description="free data")
+    subscribed: StrictBool = Field(True, description="consent to notifications")
+
+
+class CustomerReplace(CustomerCreate):
+    """``PUT /customers/{id}``: the whole customer. Omitted fields are cleared (tags and
+    attributes emptied), except ``subscribed`` (consent), which keeps its value."""
+
+    subscribed: StrictBool | None = Field(  # type: ignore[assignment]
+        None, description="consent to notifications; unchanged when omitted")
+
+
+class CustomerPatch(_Input):
+    """``PATCH /customers/{id}``: only the fields present change; ``null`` clears one."""
+
+    full_name: str | None = None
+    email: str | None = None
+    phone: str | None = Field(None, description=_PHONE)
+    company: str | None = None
+    position: str | None = None
+    address: str | None = None
+    city: str | None = None
+    country: str | None = None
+    language: str | None = None
+    tags: list[str] | None = None
+    attributes: dict[str, Any] | None = None
+    subscribed: StrictBool | None = None
+
+
+class CustomerQuery(_Input):
+    """Query string of ``GET /customers``. Text filters match exactly, ignoring case; ``q`` is
+    a substring of the name, email or phone."""
+
+    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="page size")
+    offset: int = Field(0, ge=0, description="items to skip")
+    tag: str | None = Field(None, description="customers having this tag")
+    city: str | None = None
+    country: str | None = None
+    language: str | None = None
+    subscribed: bool | None = Field(None, description="`true` or `false`")
+    q: str | None = Field(None, description="search in full name, email and phone")
+
+
+class CustomerOut(_Output):
+    """A customer."""
+
+    id: str
+    full_name: str
+    email: str | None
+    phone: str | None = Field(description="E.164")
+    company: str | None
+    position: str | None
+    address: str | None
+    city: str | None
+    country: str | None
+    language: str | None
+    tags: list[str]
+    attributes: dict[str, Any]
+    subscribed: bool
+    created_at: UtcDateTime | None
+    updated_at: UtcDateTime | None
+
+
+class CustomerPage(_Output):
+    """A page of customers, oldest first; ``total`` counts every match."""
+
+    items: list[CustomerOut]
+    total: int
+    limit: int
+    offset: int
+
+
+def customer_json(customer: Customer) -> dict[str, Any]:
+    """The JSON of a :class:`~notibot.domain.Customer`."""
+    return CustomerOut(
+        id=customer.id, full_name=customer.full_name, email=customer.email,
+        phone=customer.phone, company=customer.company, position=customer.position,
+        address=customer.address, city=customer.city, country=customer.country,
+        language=customer.language, tags=list(customer.tags),
+        attributes=dict(customer.attributes), subscribed=customer.subscribed,
+        created_at=customer.created_at, updated_at=customer.updated_at,
+    ).model_dump(mode="json")
+
+
+def customer_page_json(page: Page[Customer]) -> dict[str, Any]:
+    """The JSON of a page of customers."""
+    return {"items": [customer_json(c) for c in page.items], "total": page.total,
+            "limit": page.limit, "offset": page.offset}
+
+
+# -- jobs ------------------------------------------------------------------------------------
+
+
+class JobQuery(_Input):
+    """Query string of ``GET /tasks``."""
+
+    status: JobStatus | None = None
+    kind: str | None = Field(None, description="e.g. `csv_import`, `campaign_send`")
+    created_by: str | None = Field(None, description="id of the user who submitted the job")
+    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="page size")
+    offset: int = Field(0, ge=0, description="items to skip")
+
+
+class JobErrorOut(_Output):
+    """One error a job recorded, usually a rejected input row."""
+
+    line: int | None = Field(description="1-based line of the input file, when about a row")
+    code: str
+    message: str
+
+
+class JobOut(_Output):
+    """A background job (task) and its progress."""
+
+    id: str
+    kind: str
+    status: JobStatus
+    created_by: str | None
+    params: dict[str, Any]
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None
+    heartbeat_at: UtcDateTime | None
+    total: int | None = Field(description="units of work, when known")
+    counters: dict[str, int]
+    progress: float | None = Field(ge=0, le=1, description="fraction done; null while the "
+                                                           "total is unknown")
+    eta_seconds: float | None = Field(description="estimated seconds left while running")
+    errors: list[JobErrorOut] = Field(description="the first errors (up to 100)")
+    error_count: int = Field(description="all errors, kept or not")
+    cancel_requested: bool
+    attempts: int
+    result: dict[str, Any] | None
+    failure_reason: str | None
+
+
+class JobPage(_Output):
+    """A page of jobs, newest first; ``total`` counts every match."""
+
+    items: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobStatsOut(_Output):
+    """Job counts (every status appears, zero included)."""
+
+    by_status: dict[str, int]
+    by_kind: dict[str, int]
+    total: int
+
+
+def job_json(job: Job, eta_seconds: float | None) -> dict[str, Any]:
+    """The JSON of a :class:`~notibot.domain.Job`; ``eta_seconds`` comes from
+    :meth:`~notibot.application.services.JobService.eta_seconds`."""
+    return JobOut(
+        id=job.id, kind=job.kind, status=job.status, created_by=job.created_by,
+        params=dict(job.params), created_at=job.created_at, started_at=job.started_at,
+        finished_at=job.finished_at, heartbeat_at=job.heartbeat_at, total=job.total,
+        counters=dict(job.counters), progress=job.progress, eta_seconds=eta_seconds,
+        errors=[JobErrorOut(line=e.line, code=e.code, message=e.message) for e in job.errors],
+        error_count=job.error_count, cancel_requested=job.cancel_requested,
+        attempts=job.attempts, result=job.result, failure_reason=job.failure_reason,
+    ).model_dump(mode="json")
+
+
+def job_stats_json(stats: JobStats) -> dict[str, Any]:
+    """The JSON of :class:`~notibot.application.ports.JobStats`."""
+    return JobStatsOut(by_status=dict(stats.by_status), by_kind=dict(stats.by_kind),
+                       total=stats.total).model_dump(mode="json")
+
+
+# -- health and docs -------------------------------------------------------------------------
+
+
+class HealthOut(_Output):
+    """Liveness: the process answers."""
+
+    status: Literal["ok"] = "ok"
+
+
+class ReadinessOut(_Output):
+    """Readiness: every dependency answered (HTTP 200) or one did not (HTTP 503)."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, dict[str, Any]] = Field(
+        description='per dependency: {"status": "ok"|"down", "latency_ms", ...}')
+
+
+def readiness_json(ready: bool, checks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The JSON of :meth:`~notibot.application.services.HealthService.readiness`."""
+    return ReadinessOut(status="ready" if ready else "unavailable",
+                        checks=checks).model_dump(mode="json")
+
+
+class OpenApiDocument(RootModel[dict[str, Any]]):
+    """An OpenAPI 3.0 document."""
