@@ -4,12 +4,13 @@ applied to a pandas Series without a Python call per value where that is provabl
 phonenumbers costs about 30 microseconds a number, 30 s for a million. Most numbers in a
 customer file are written either as ``+<country code><national number>`` or as
 ``<national prefix><national number>`` (``0912345678``). For those two shapes the library's
-verdict (``parse`` then ``is_possible_number_with_reason``) reduces to checking the national
-number's length against the region's ``general_desc.possible_length`` and
-``possible_length_local_only`` (``phonenumberutil._test_number_length``), which pandas does for
-a whole column at once. Every other value (other countries, ``84...`` without a plus, letters,
-extensions, ``00`` international prefixes, regions whose national prefix rules need a
-transform) goes through :func:`to_e164` itself, once per distinct value.
+verdict (``parse``, ``is_possible_number_with_reason``, the general pattern) reduces to checking
+the national number's length against the region's ``general_desc.possible_length`` and
+``possible_length_local_only`` (``phonenumberutil._test_number_length``) and matching
+``general_desc.national_number_pattern``, which pandas does for a whole column at once. Every
+other value (other countries, ``84...`` without a plus, letters, extensions, ``00``
+international prefixes, regions whose national prefix rules need a transform) goes through
+:func:`to_e164` itself, once per distinct value.
 ``tests/unit/adapters/test_phone_vectorised.py`` checks the two agree.
 """
 
@@ -101,6 +102,8 @@ def e164_column(values: pd.Series, default_region: str) -> pd.Series:
             viable = digits.where(national, "").str.fullmatch(rules.general_pattern)
             shaped &= ~(national & viable.fillna(False).astype(bool))
         possible = (shaped & length.isin(rules.lengths) & ~length.isin(rules.local_only))
+        general = nsn.where(possible, "").str.fullmatch(rules.general_pattern)
+        possible &= general.fillna(False).astype(bool)
         out[possible] = "+" + rules.country_code + nsn[possible]
         pending &= ~shaped  # shaped but impossible is impossible for the library too
     if pending.any():
