@@ -1,0 +1,239 @@
+"""The ``notibot`` command line: serve the HTTP API, manage users, export the OpenAPI document.
+
+Every command builds what it needs when it runs; importing this module does no I/O. The HTTP
+layer (``notibot.entrypoints.http``) is imported lazily by the commands that use it.
+
+Exit codes: 0 success, 1 the operation was refused (weak password, username taken, ...),
+2 bad usage or an invalid setting (one line per error, naming the NOTIBOT_ variable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from notibot import __version__
+
+#: Exit code of a refused operation (weak password, username taken, bad role).
+EXIT_REFUSED = 1
+#: Exit code of an invalid setting or option value (same as a usage error).
+EXIT_BAD_SETTING = 2
+
+app = typer.Typer(
+    name="notibot",
+    help="notibot: customer notifications and AI chat. Settings come from NOTIBOT_* "
+    "environment variables or a .env file in the working directory.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Never print local variables in tracebacks: they may hold passwords and secrets.
+    pretty_exceptions_show_locals=False,
+)
+users_app = typer.Typer(help="Manage API users (admins and operators).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+def _fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
+    typer.echo(f"notibot: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"notibot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True,
+                     help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """notibot: customer notifications and AI chat."""
+
+
+def setting_errors(error: Exception, cli_names: dict[str, str] | None = None) -> list[str]:
+    """Turn a pydantic ``ValidationError`` of :class:`~notibot.settings.Settings` into one
+    line per error that names the environment variable (``NOTIBOT_PORT``) and, when the value
+    came from a command-line option, the option too.
+
+    Parameters:
+        error: the ``pydantic.ValidationError`` raised while building the settings.
+        cli_names: field name -> option name (``{"port": "--port"}``) for the values that were
+            given on the command line.
+
+    Returns:
+        Lines such as ``NOTIBOT_PORT: Input should be greater than or equal to 1 (got '0')``.
+    """
+    cli_names = cli_names or {}
+    lines = []
+    for item in error.errors():  # type: ignore[attr-defined]
+        message = item["msg"].removeprefix("Value error, ")
+        loc = item.get("loc") or ()
+        if not loc:  # a rule over several settings: its message names them already
+            lines.append(message)
+            continue
+        field = str(loc[0])
+        name = f"NOTIBOT_{field.upper()}"
+        if field in cli_names:
+            name = f"{cli_names[field]} ({name})"
+        secret = "secret" in field or "password" in field
+        value = item.get("input")
+        shown = "" if secret or isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"{name}: {message}{shown}")
+    return lines
+
+
+def load_settings(cli_names: dict[str, str] | None = None, **values: Any) -> Any:
+    """Read :class:`~notibot.settings.Settings` from the environment, with ``values`` (from
+    command-line options) taking precedence. On invalid settings print one line per error to
+    stderr and exit with code 2 instead of a traceback.
+
+    Parameters:
+        cli_names: field name -> option name, used in the error lines.
+        values: field name -> value; None values are ignored (the option was not given).
+    """
+    from pydantic import ValidationError
+
+    from notibot.settings import Settings
+
+    given = {key: value for key, value in values.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as error:
+        names = {key: name for key, name in (cli_names or {}).items() if key in given}
+        typer.echo("notibot: invalid settings:", err=True)
+        for line in setting_errors(error, names):
+            typer.echo(f"  {line}", err=True)
+        raise typer.Exit(EXIT_BAD_SETTING) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(
+        help="Bind address. [default: NOTIBOT_HOST or 127.0.0.1]", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(
+        help="Port. [default: NOTIBOT_PORT or 8000]", show_default=False)] = None,
+    log_level: Annotated[str | None, typer.Option(
+        help="debug, info, warning or error. [default: NOTIBOT_LOG_LEVEL or info]",
+        show_default=False)] = None,
+) -> None:
+    """Serve the HTTP API with uvicorn (docs at /docs, health at /health).
+
+    On the embedded default (no configuration) an ``admin`` user with a random password is
+    created at start-up and its password is printed once to stderr.
+    """
+    settings = load_settings({"host": "--host", "port": "--port", "log_level": "--log-level"},
+                             host=host, port=port, log_level=log_level)
+    import uvicorn
+
+    from notibot.container import build_container
+    from notibot.entrypoints.http import create_app
+
+    level = settings.log_level.upper()
+    logging.basicConfig(level=level, format="%(levelname)s:     %(name)s: %(message)s")
+    logging.getLogger("notibot").setLevel(level)
+    application = create_app(build_container(settings))
+    config = uvicorn.Config(application, host=settings.host, port=settings.port,
+                            log_level=settings.log_level, lifespan="on", proxy_headers=False)
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # start-up failed (port in use, a resource could not start)
+        raise typer.Exit(EXIT_REFUSED)
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option(help="Login name (3-64 of letters, digits, _.@-).")],
+    role: Annotated[str, typer.Option(help="admin or operator.")],
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from stdin instead of prompting.")] = False,
+) -> None:
+    """Create a user in the configured store.
+
+    The password is prompted twice (hidden), or read from the first line of stdin with
+    --password-stdin, e.g. printf '%s' "$PASSWORD" | notibot users create --username ann
+    --role admin --password-stdin
+    """
+    from notibot.domain.errors import NotibotError
+    from notibot.domain.user import check_username, parse_role
+
+    try:  # refuse a bad role or username before asking for a password
+        parse_role(role)
+        check_username(username)
+    except NotibotError as error:
+        _fail(f"{error.message} ({error.code})")
+    settings = load_settings()
+    if password_stdin:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if settings.is_embedded_default:
+        typer.echo("notibot: warning: the store is in memory (embedded default): this user "
+                   "lives only in this process and is gone when the command exits. Use this "
+                   "command with a persistent store (NOTIBOT_STORE); to get a first admin on "
+                   "the embedded default set NOTIBOT_ADMIN_USERNAME and NOTIBOT_ADMIN_PASSWORD "
+                   "for `notibot serve`.", err=True)
+    try:
+        user = asyncio.run(_create_user(settings, username, password, role))
+    except NotibotError as error:
+        _fail(f"{error.message} ({error.code})")
+    typer.echo(f"created user id={user.id} username={user.username} role={user.role.value}")
+
+
+async def _create_user(settings: Any, username: str, password: str, role: str) -> Any:
+    import secrets
+
+    from pydantic import SecretStr
+
+    from notibot.container import Notibot
+
+    if settings.jwt_secret is None:  # this command issues no token: any secret will do, and
+        # it spares the "random secret for this process" warning meant for the server
+        settings = settings.model_copy(
+            update={"jwt_secret": SecretStr(secrets.token_urlsafe(48))})
+    notibot = Notibot.from_settings(settings)
+    # The embedded default keeps nothing to initialise, and starting it would create (and
+    # print) a throw-away generated admin, which also takes the username "admin".
+    if not settings.is_embedded_default:
+        await notibot.start()
+    try:
+        return await notibot.auth.create_user(username, password, role)
+    finally:
+        await notibot.stop()
+
+
+@app.command()
+def openapi(
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the document to this file instead of stdout.",
+        dir_okay=False, writable=True)] = None,
+) -> None:
+    """Print the OpenAPI document of the HTTP API as JSON."""
+    from notibot.entrypoints.http import openapi_spec
+
+    text = json.dumps(openapi_spec(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"notibot {__version__}")
+
+
+def main() -> None:
+    """Run the ``notibot`` command line (the console script's entry point)."""
+    app(prog_name="notibot")
