@@ -147,6 +147,7 @@ class Notibot:
         self.container = container
         self.generated_admin_password: str | None = None
         self._started = False
+        self._stopped = False
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> Notibot:
@@ -183,10 +184,23 @@ class Notibot:
         """Dependency readiness."""
         return self.container.health_service()
 
-    async def start(self) -> None:
+    async def start(self, *, ensure_admin: bool = True, run_jobs: bool = True) -> None:
         """Initialise resources, mark jobs abandoned by dead processes failed, and make sure an
         admin exists (NOTIBOT_ADMIN_USERNAME/PASSWORD, or on the embedded default a generated
-        ``admin`` whose password is printed once to stderr). Idempotent."""
+        ``admin`` whose password is printed once to stderr). Idempotent.
+
+        Parameters:
+            ensure_admin: False skips the admin step (CLI commands that manage users or only
+                run a job in-process).
+            run_jobs: with the inline queue, hand jobs left queued by a previous run to the
+                queue again (they are lost with the process that held them).
+
+        Raises:
+            Conflict: ``admin_username_taken`` (see :meth:`AuthService.ensure_admin`).
+            RuntimeError: the instance was stopped.
+        """
+        if self._stopped:
+            raise RuntimeError("this Notibot instance was stopped; build a new one")
         if self._started:
             return
         result = self.container.init_resources()
@@ -196,7 +210,11 @@ class Notibot:
         self.container.token_service()  # resolve the secret now: a bad one fails at start-up
         for job in await self.jobs.fail_stale(settings.job_stale_after):
             log.warning("job %s was abandoned by a dead process; marked failed", job.id)
-        await self._ensure_admin(settings)
+        if ensure_admin:
+            await self._ensure_admin(settings)
+        if run_jobs and settings.queue == "inline":
+            for job in await self.jobs.requeue_queued():
+                log.info("job %s was still queued; queued again", job.id)
         self._started = True
 
     async def _ensure_admin(self, settings: Settings) -> None:
@@ -213,7 +231,8 @@ class Notibot:
                   "NOTIBOT_ADMIN_PASSWORD to choose your own.", file=sys.stderr, flush=True)
 
     async def stop(self) -> None:
-        """Stop the job queue (interrupting inline jobs) and release resources."""
+        """Stop the job queue (interrupting inline jobs) and release resources. Final: a
+        stopped instance cannot be started again; build a new one."""
         if not self._started:
             return
         await self.container.job_queue().close()
@@ -221,3 +240,4 @@ class Notibot:
         if result is not None:
             await result
         self._started = False
+        self._stopped = True

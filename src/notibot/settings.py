@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import phonenumbers
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -53,8 +54,12 @@ class Settings(BaseSettings):
 
     @field_validator("default_region")
     @classmethod
-    def _upper_region(cls, value: str) -> str:
-        return value.upper()
+    def _known_region(cls, value: str) -> str:
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a region with phone numbering metadata "
+                             "(ISO 3166-1 alpha-2, e.g. VN, US, GB)")
+        return region
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

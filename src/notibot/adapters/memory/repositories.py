@@ -207,7 +207,10 @@ class MemoryUserRepository(UserRepository):
 
     async def add(self, user: User) -> None:
         with self._lock:
-            if user.id in self._by_id or self._owner(user.username) is not None:
+            if user.id in self._by_id:
+                raise Conflict(f"user {user.id} exists", code="user_conflict",
+                               details={"field": "id"})
+            if self._owner(user.username) is not None:
                 raise Conflict(f"username {user.username!r} is taken", code="username_taken",
                                details={"field": "username"})
             self._by_id[user.id] = copy.deepcopy(user)

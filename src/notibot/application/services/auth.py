@@ -11,7 +11,7 @@ from notibot.application.ports import (
     TokenService,
     UserRepository,
 )
-from notibot.domain import AuthenticationFailed, PermissionDenied, Role, User
+from notibot.domain import AuthenticationFailed, Conflict, NotFound, PermissionDenied, Role, User
 from notibot.domain.user import check_password, check_username, parse_role
 
 ACCESS = "access"
@@ -107,8 +107,8 @@ class AuthService:
     async def _active_user(self, user_id: str) -> User:
         try:
             user = await self._users.get(user_id)
-        except Exception:
-            user = None
+        except NotFound:
+            user = None  # a store outage (ServiceUnavailable) propagates as a 503
         if user is None or not user.active:
             raise AuthenticationFailed("the token's user no longer exists or is deactivated",
                                        code="invalid_token")
@@ -159,8 +159,20 @@ class AuthService:
 
     async def ensure_admin(self, username: str, password: str) -> bool:
         """Create the admin ``username`` unless a user of that name exists; return whether it
-        was created. Used at start-up with NOTIBOT_ADMIN_USERNAME/PASSWORD."""
-        if await self._users.get_by_username(username) is not None:
+        was created. Used at start-up with NOTIBOT_ADMIN_USERNAME/PASSWORD. An existing user
+        of that name is left as it is (its password is not reset).
+
+        Raises:
+            Conflict: ``admin_username_taken`` when that user exists but is not an active
+                admin: start-up must not silently run without the admin it was asked for.
+        """
+        existing = await self._users.get_by_username(username)
+        if existing is not None:
+            if not (existing.is_admin and existing.active):
+                raise Conflict(
+                    f"NOTIBOT_ADMIN_USERNAME {username!r} belongs to a user who is not an "
+                    "active admin; choose another name or change that user",
+                    code="admin_username_taken")
             return False
         await self.create_user(username, password, Role.ADMIN)
         return True

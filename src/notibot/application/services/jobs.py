@@ -153,6 +153,7 @@ class JobRunner:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
+        job.beat(await self._clock.now())  # never older than the heartbeats stored meanwhile
         await self._jobs.update(job, expected_status=JobStatus.RUNNING)
 
     async def _heartbeat(self, job_id: str) -> None:
@@ -263,6 +264,22 @@ class JobService:
                 code="job_not_finished", details={"job_id": job_id, "status": job.status.value},
             )
         await self._jobs.delete(job_id)
+
+    async def requeue_queued(self) -> list[Job]:
+        """Hand every job still queued to the queue again (the inline queue loses its tasks
+        when its process stops; the runner skips any job that is no longer queued, so a job
+        queued twice still runs once). Returns the jobs handed over."""
+        requeued: list[Job] = []
+        offset = 0
+        while True:
+            page = await self._jobs.list(JobFilter(status=JobStatus.QUEUED), limit=200,
+                                         offset=offset)
+            for job in page.items:
+                await self._queue.enqueue(job)
+                requeued.append(job)
+            offset += len(page.items)
+            if offset >= page.total or not page.items:
+                return requeued
 
     async def fail_stale(self, stale_after_seconds: float) -> list[Job]:
         """Mark failed every running job whose heartbeat is older than
