@@ -1,10 +1,13 @@
-"""The ``notibot`` command line: serve the HTTP API, manage users, export the OpenAPI document.
+"""The ``notibot`` command line: serve the HTTP API, import customers, manage users, export
+the OpenAPI document.
 
 Every command builds what it needs when it runs; importing this module does no I/O. The HTTP
-layer (``notibot.entrypoints.http``) is imported lazily by the commands that use it.
+layer (``notibot.entrypoints.http``) and rich are imported lazily by the commands that use
+them.
 
-Exit codes: 0 success, 1 the operation was refused (weak password, username taken, ...),
-2 bad usage or an invalid setting (one line per error, naming the NOTIBOT_ variable).
+Exit codes: 0 success, 1 the operation was refused or failed (weak password, username taken,
+a file that cannot be imported, a failed import job, ...), 2 bad usage, a bad option value or
+an invalid setting (one line per error, naming the NOTIBOT_ variable).
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
 from notibot import __version__
+from notibot.application.services.imports import ImportMode
 
 #: Exit code of a refused operation (weak password, username taken, bad role).
 EXIT_REFUSED = 1
@@ -119,11 +124,11 @@ def load_settings(cli_names: dict[str, str] | None = None, **values: Any) -> Any
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(
-        help="Bind address. [default: NOTIBOT_HOST or 127.0.0.1]", show_default=False)] = None,
+        help="Bind address. Default: NOTIBOT_HOST or 127.0.0.1.", show_default=False)] = None,
     port: Annotated[int | None, typer.Option(
-        help="Port. [default: NOTIBOT_PORT or 8000]", show_default=False)] = None,
+        help="Port. Default: NOTIBOT_PORT or 8000.", show_default=False)] = None,
     log_level: Annotated[str | None, typer.Option(
-        help="debug, info, warning or error. [default: NOTIBOT_LOG_LEVEL or info]",
+        help="debug, info, warning or error. Default: NOTIBOT_LOG_LEVEL or info.",
         show_default=False)] = None,
 ) -> None:
     """Serve the HTTP API with uvicorn (docs at /docs, health at /health).
@@ -209,6 +214,161 @@ async def _create_user(settings: Any, username: str, password: str, role: str) -
         return await notibot.auth.create_user(username, password, role)
     finally:
         await notibot.stop()
+
+
+#: Seconds between two looks at a running import's counters.
+IMPORT_POLL_SECONDS = 0.2
+#: Codes of import errors about an option value (exit code 2), with the option's name.
+_OPTION_ERRORS = {"invalid_mode": "--mode", "invalid_region": "--region",
+                  "invalid_delimiter": "--delimiter"}
+
+
+def default_errors_path(file: Path) -> Path:
+    """Where ``notibot import FILE`` writes the rejected rows unless told: next to the file,
+    ``<stem>.errors.csv`` (``customers.csv`` -> ``customers.errors.csv``)."""
+    return file.with_name(f"{file.stem}.errors.csv")
+
+
+@app.command("import")
+def import_customers(
+    file: Annotated[Path, typer.Argument(
+        exists=True, dir_okay=False, readable=True, show_default=False,
+        help="The customer CSV file (UTF-8, header line first).")],
+    mode: Annotated[ImportMode, typer.Option(
+        help="upsert: create new customers and update existing ones; skip: leave existing "
+             "ones untouched; dry_run: write nothing, report what upsert would do.")
+    ] = ImportMode.UPSERT,
+    delimiter: Annotated[str | None, typer.Option(
+        help="Column delimiter: , ; | or \\t for tab. Default: sniffed from the header.",
+        show_default=False)] = None,
+    region: Annotated[str | None, typer.Option(
+        help="Region of phone numbers without a country code (ISO 3166-1, e.g. VN). "
+             "Default: NOTIBOT_DEFAULT_REGION or VN.", show_default=False)] = None,
+    errors_out: Annotated[Path | None, typer.Option(
+        "--errors-out", dir_okay=False, show_default=False,
+        help="Write the rejected rows to this CSV file. Default: <FILE stem>.errors.csv "
+             "next to FILE.")] = None,
+) -> None:
+    """Import customers from a CSV file into the configured store, in this process.
+
+    The same import as POST /customers/import (a csv_import job), with a
+    progress bar on stderr and a summary on stdout: total rows, created,
+    updated, skipped, failed and the duration. Rejected rows (invalid values,
+    duplicates inside the file) are written as CSV (line, code, message, then
+    the row's columns) to --errors-out, by default <FILE stem>.errors.csv next
+    to FILE. NOTIBOT_MAX_UPLOAD_MB does not apply: the file is local.
+
+    Exit code 0 when the import ran, even with rejected rows; 1 when the file
+    was refused or the import failed; 2 for a bad option.
+    """
+    started = time.monotonic()
+    target = errors_out if errors_out is not None else default_errors_path(file)
+    if target.resolve() == file.resolve():
+        _fail("--errors-out must not be the imported file", EXIT_BAD_SETTING)
+    settings = load_settings()
+    try:
+        content = file.read_bytes()
+    except OSError as error:
+        _fail(f"cannot read {file}: {error.strerror or error}")
+    try:
+        asyncio.run(_import_file(settings, file, content, mode, delimiter, region, target,
+                                 started))
+    except KeyboardInterrupt:
+        _fail("interrupted: the import stopped", 130)
+
+
+async def _import_file(settings: Any, file: Path, content: bytes, mode: ImportMode,
+                       delimiter: str | None, region: str | None, errors_out: Path,
+                       started: float) -> None:
+    from rich.console import Console
+
+    from notibot.container import Notibot
+    from notibot.domain.errors import NotibotError
+
+    notibot = Notibot.from_settings(settings)
+    # As for `users create`: the embedded default has nothing to initialise, and starting it
+    # would create (and print) a throw-away admin.
+    if not settings.is_embedded_default:
+        await notibot.start()
+    try:
+        imports = notibot.imports
+        imports.max_upload_bytes = max(imports.max_upload_bytes, len(content))  # local file
+        try:
+            job = await imports.submit(content, filename=file.name, mode=mode.value,
+                                       delimiter=delimiter, default_region=region,
+                                       content_type="text/csv")
+        except NotibotError as error:
+            option = _OPTION_ERRORS.get(error.code)
+            if option is not None:
+                _fail(f"{option}: {error.message} ({error.code})", EXIT_BAD_SETTING)
+            _fail(f"{file}: {error.message} ({error.code})")
+        job = await _follow(notibot, job.id, file.name, Console(stderr=True))
+        elapsed = time.monotonic() - started
+        if job.status.value != "succeeded":
+            reason = job.failure_reason or job.status.value
+            _fail(f"the import of {file} {job.status.value}: {reason}")
+        _print_summary(job, file, elapsed)
+        if job.error_count:
+            await _write_rejected(imports, job.id, errors_out)
+            typer.echo(f"{job.error_count:,} rejected rows written to {errors_out}")
+        else:
+            typer.echo("no rows were rejected")
+    finally:
+        await notibot.stop()
+
+
+async def _follow(notibot: Any, job_id: str, name: str, console: Any) -> Any:
+    """Poll the job every :data:`IMPORT_POLL_SECONDS` until it finished, driving a progress
+    bar from its counters; returns the finished job."""
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("rows"), TaskProgressColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"importing {escape(name)}", total=None)
+        while True:
+            job = await notibot.jobs.get(job_id)
+            progress.update(task, total=job.total,
+                            completed=job.counters.get("processed", 0))
+            if job.is_finished:
+                return job
+            await asyncio.sleep(IMPORT_POLL_SECONDS)
+
+
+def _print_summary(job: Any, file: Path, elapsed: float) -> None:
+    counters = job.counters
+    rows = job.total if job.total is not None else counters.get("total_rows", 0)
+    dry_run = job.params.get("mode") == ImportMode.DRY_RUN.value
+    title = (f"dry run of {file.name}: nothing was written; the counts are what an upsert "
+             f"would do" if dry_run else f"imported {file.name} (mode {job.params.get('mode')})")
+    typer.echo(title)
+    lines = [("total rows", rows)] + [(name, counters.get(name, 0)) for name in
+                                      ("created", "updated", "skipped", "failed")]
+    width = max(len(f"{value:,}") for _, value in lines)
+    for label, value in lines:
+        typer.echo(f"  {label:<11}{value:>{width},}")
+    typer.echo(f"  {'duration':<11}{elapsed:.2f} s")
+
+
+async def _write_rejected(imports: Any, job_id: str, path: Path) -> None:
+    """Write the rejected rows of the import as CSV to ``path`` (exit 1 when it cannot)."""
+    try:
+        with path.open("w", encoding="utf-8", newline="") as out:
+            async for piece in imports.rejected_rows_csv(job_id):
+                out.write(piece)
+    except OSError as error:
+        _fail(f"cannot write the rejected rows to {path}: {error.strerror or error}; "
+              "choose another file with --errors-out")
 
 
 @app.command()

@@ -21,6 +21,7 @@ from notibot.entrypoints.http.resources.auth import Login, Me, Refresh, Register
 from notibot.entrypoints.http.resources.customers import CustomerCollection, CustomerItem
 from notibot.entrypoints.http.resources.docs import DocsAsset, DocsPage, OpenApi
 from notibot.entrypoints.http.resources.health import Health, Readiness
+from notibot.entrypoints.http.resources.imports import CustomerImport, ImportErrors, ImportStatus
 from notibot.entrypoints.http.resources.tasks import (
     TaskCancel,
     TaskCollection,
@@ -32,16 +33,20 @@ from notibot.entrypoints.http.resources.tasks import (
 def routes(notibot: Notibot) -> list[tuple[str, object]]:
     """The route table: ``(uri_template, resource)`` with the services of ``notibot``.
 
-    ``/tasks/stats`` is a literal segment, which falcon's router prefers to the field of
-    ``/tasks/{job_id}``.
+    ``/tasks/stats`` and ``/customers/import`` are literal segments, which falcon's router
+    prefers to the fields of ``/tasks/{job_id}`` and ``/customers/{customer_id}``.
     """
-    auth, customers, jobs = notibot.auth, notibot.customers, notibot.jobs
+    auth, customers, jobs, imports = notibot.auth, notibot.customers, notibot.jobs, \
+        notibot.imports
     return [
         ("/auth/login", Login(auth)),
         ("/auth/refresh", Refresh(auth)),
         ("/auth/me", Me()),
         ("/auth/register", Register(auth)),
         ("/customers", CustomerCollection(customers)),
+        ("/customers/import", CustomerImport(imports)),
+        ("/customers/import/{job_id}/status", ImportStatus(imports, jobs)),
+        ("/customers/import/{job_id}/errors.csv", ImportErrors(imports)),
         ("/customers/{customer_id}", CustomerItem(customers)),
         ("/tasks", TaskCollection(jobs)),
         ("/tasks/stats", TaskStats(jobs)),

@@ -5,6 +5,8 @@ Every error response has the body ``{"error": {"code", "message", "details"}}``
 
 - NotFound: 404, with the error's code (``customer_not_found``, ``job_not_found``, ...);
 - Conflict and InvalidTransition: 409 (``customer_conflict``, ``job_not_finished``, ...);
+- FileTooLarge: 413 (``file_too_large``); UnsupportedFile: 415 (``binary_file``,
+  ``not_utf8``, ...): both are InvalidInput, matched first;
 - InvalidInput, including :class:`RequestValidationError`: 422 (``validation_error``,
   ``invalid_email``, ...);
 - PermissionDenied: 403 (``permission_denied``);
@@ -14,7 +16,7 @@ Every error response has the body ``{"error": {"code", "message", "details"}}``
 - any other NotibotError: 400 with its code;
 - falcon's HTTPError (routing, media parsing): its own status, code from
   :func:`http_error_code` (``route_not_found``, ``method_not_allowed``, ``invalid_json``,
-  ``unsupported_media_type``, ...);
+  ``invalid_multipart``, ``unsupported_media_type``, ...);
 - anything else: 500 ``internal_error``, logged with its traceback, nothing revealed.
 """
 
@@ -32,11 +34,13 @@ from pydantic_core import to_jsonable_python
 from notibot.domain import (
     AuthenticationFailed,
     Conflict,
+    FileTooLarge,
     InvalidInput,
     NotFound,
     NotibotError,
     PermissionDenied,
     ServiceUnavailable,
+    UnsupportedFile,
 )
 
 log = logging.getLogger("notibot.http")
@@ -51,6 +55,8 @@ INTERNAL_MESSAGE = "internal server error; it has been logged"
 STATUS_BY_ERROR: tuple[tuple[type[NotibotError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),  # InvalidTransition is a Conflict
+    (FileTooLarge, 413),  # an InvalidInput
+    (UnsupportedFile, 415),  # an InvalidInput
     (InvalidInput, 422),
     (PermissionDenied, 403),
     (AuthenticationFailed, 401),
@@ -62,6 +68,7 @@ STATUS_BY_ERROR: tuple[tuple[type[NotibotError], int], ...] = (
 _HTTP_ERROR_CODES: tuple[tuple[type[falcon.HTTPError], str], ...] = (
     (falcon.HTTPRouteNotFound, "route_not_found"),
     (falcon.HTTPMethodNotAllowed, "method_not_allowed"),
+    (falcon.MultipartParseError, "invalid_multipart"),  # a MediaMalformedError
     (falcon.MediaMalformedError, "invalid_json"),
     (falcon.MediaNotFoundError, "missing_body"),
     (falcon.HTTPUnsupportedMediaType, "unsupported_media_type"),

@@ -10,6 +10,8 @@ are parsed by :mod:`notibot.entrypoints.http.validation` so that errors keep not
   rules (:mod:`notibot.entrypoints.http.middleware`), so documentation and enforcement cannot
   drift apart;
 - plain paths: spectree 3.0 regex-escapes the dots of literal segments (``/openapi\\.json``);
+- what an :func:`endpoint` declares beyond JSON: a success response of another media type
+  (``text/csv``) and response headers (``Location``, ``Content-Disposition``);
 - OpenAPI **3.0.3** compatibility: pydantic writes JSON Schema 2020-12 (OpenAPI 3.1), which the
   bundled Swagger UI 4 cannot render, so ``anyOf [X, null]`` becomes ``nullable``, ``const``
   becomes a one-value ``enum`` and ``$ref`` siblings move into ``allOf``.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -44,12 +47,15 @@ TAG_DOCS = Tag(name="docs", description="This document and its Swagger UI.")
 
 #: Descriptions of the error statuses an :func:`endpoint` may declare.
 ERROR_DESCRIPTIONS = {
-    400: "Malformed request (e.g. `invalid_json`)",
+    400: "Malformed request (e.g. `invalid_json`, `invalid_multipart`)",
     401: "Missing, invalid or expired bearer token (`authentication_required`, "
          "`invalid_token`, `token_expired`)",
     403: "The caller's role may not do this (`permission_denied`)",
     404: "No such entity (`<entity>_not_found`)",
     409: "Conflicts with existing data or the entity's state",
+    413: "The upload is larger than NOTIBOT_MAX_UPLOAD_MB (`file_too_large`)",
+    415: "Wrong media type (`unsupported_media_type`), or a file that is not UTF-8 text "
+         "(`binary_file`, `not_utf8`)",
     422: "Invalid input: `validation_error` (details lists the fields) or a domain rule "
          "(`invalid_email`, `invalid_phone`, ...)",
     503: "A dependency is unavailable",
@@ -96,14 +102,22 @@ def endpoint(
     response: type[BaseModel] | None = None,
     query: type[BaseModel] | None = None,
     body: type[BaseModel] | None = None,
+    form: type[BaseModel] | None = None,
     errors: Iterable[int] = (),
     other_responses: Mapping[int, tuple[type[BaseModel], str]] | None = None,
+    media_type: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Document a responder: its success ``status`` and ``response`` model (None: no body),
-    its ``query`` and JSON ``body`` models, the error statuses it may answer with an
+    its ``query`` and JSON ``body`` models, or its ``form`` model (a ``multipart/form-data``
+    body; a ``bytes`` field is a file), the error statuses it may answer with an
     :class:`~notibot.entrypoints.http.schemas.ErrorResponse` (401/403 are added from the
-    resource's access rule; 422 whenever there is a query or body model), and
+    resource's access rule; 422 whenever there is a query, body or form model), and
     ``other_responses``: status -> (model, description) of responses with another body.
+
+    ``media_type`` (e.g. ``"text/csv"``) documents a success body that is not JSON, as a
+    string (with ``response`` None); ``headers`` maps the names of headers of the success
+    response to their descriptions.
 
     The responder's docstring gives the summary (first paragraph) and description.
     """
@@ -112,10 +126,38 @@ def endpoint(
         codes[f"HTTP_{code}"] = (ErrorResponse, ERROR_DESCRIPTIONS[code])
     for code, model_and_description in (other_responses or {}).items():
         codes[f"HTTP_{code}"] = model_and_description
-    if query is not None or body is not None:
+    if query is not None or body is not None or form is not None:
         codes["HTTP_422"] = (ErrorResponse, ERROR_DESCRIPTIONS[422])
-    return api.validate(query=query, json=body, resp=Response(**codes), tags=[tag],
-                        operation_id=operation_id, skip_validation=True)
+    validate = api.validate(query=query, json=body, form=form, resp=Response(**codes),
+                            tags=[tag], operation_id=operation_id, skip_validation=True)
+    success = _Success(str(status), media_type, dict(headers or {}))
+
+    def decorate(responder: Callable[..., Any]) -> Callable[..., Any]:
+        documented = validate(responder)
+        documented.openapi_success = success  # type: ignore[attr-defined]
+        return documented
+
+    return decorate
+
+
+@dataclass(frozen=True, slots=True)
+class _Success:
+    """What :func:`endpoint` says of a success response beyond spectree's JSON model."""
+
+    status: str
+    media_type: str | None
+    headers: dict[str, str]
+
+    def apply(self, operation: dict[str, Any]) -> None:
+        response = operation["responses"].get(self.status)
+        if response is None:
+            return
+        if self.media_type is not None:
+            response["content"] = {self.media_type: {"schema": {"type": "string"}}}
+        if self.headers:
+            response["headers"] = {name: {"description": description,
+                                          "schema": {"type": "string"}}
+                                   for name, description in self.headers.items()}
 
 
 def build_document(app: Any, routes: Iterable[tuple[str, object]]) -> dict[str, Any]:
@@ -132,6 +174,9 @@ def build_document(app: Any, routes: Iterable[tuple[str, object]]) -> dict[str, 
     for template, resource in routes:
         for method, operation in spec["paths"].get(template, {}).items():
             _add_access(operation, access_rule(resource, method))
+            success = getattr(getattr(resource, f"on_{method}", None), "openapi_success", None)
+            if isinstance(success, _Success):
+                success.apply(operation)
             if "requestBody" not in operation and not any(
                     p.get("in") == "query" for p in operation.get("parameters", ())):
                 operation["responses"].pop("422", None)  # spectree adds it everywhere

@@ -315,6 +315,106 @@ def job_stats_json(stats: JobStats) -> dict[str, Any]:
                        total=stats.total).model_dump(mode="json")
 
 
+# -- customer imports ------------------------------------------------------------------------
+
+#: The import modes (the values of :class:`~notibot.application.services.imports.ImportMode`).
+ImportModeName = Literal["upsert", "skip", "dry_run"]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    """Leave ``default: null`` out of a form field's schema (form fields are text: a client
+    should send nothing, not ``null``)."""
+    schema.pop("default", None)
+
+
+class ImportForm(_Input):
+    """``POST /customers/import``: a ``multipart/form-data`` form. Only ``file`` is required;
+    a blank option means its default. Other fields are refused (422)."""
+
+    file: bytes = Field(description=(
+        "the customer file: CSV text in UTF-8 (with or without BOM), a header line first. "
+        "Columns (case and spaces ignored, common aliases accepted): `full_name`, `email` "
+        "and/or `phone`, `company`, `position`, `address`, `city`, `country`, `language`, "
+        "`tags` (comma-separated); other columns are kept as attributes. Up to "
+        "NOTIBOT_MAX_UPLOAD_MB (413 above)"))
+    mode: ImportModeName = Field("upsert", description=(
+        "`upsert`: create new customers, update the non-empty fields of existing ones "
+        "(never `subscribed`); `skip`: create new ones, leave existing ones untouched; "
+        "`dry_run`: write nothing, report what upsert would do"))
+    delimiter: str | None = Field(None, json_schema_extra=_no_default, description=(
+        "`,` `;` `|` or a tab (`\\t`); sniffed from the header line when omitted"))
+    default_region: str | None = Field(None, json_schema_extra=_no_default, description=(
+        "ISO 3166-1 alpha-2 region of phone numbers written without a country code; "
+        "default NOTIBOT_DEFAULT_REGION"))
+
+
+class ImportAccepted(_Output):
+    """The import was queued as a job (HTTP 202); watch it at ``status_url``."""
+
+    job_id: str
+    status_url: str = Field(description="`/customers/import/{job_id}/status`")
+    errors_url: str = Field(description="`/customers/import/{job_id}/errors.csv`: the "
+                                        "rejected rows")
+    task_url: str = Field(description="`/tasks/{job_id}`: the job (cancel at `.../cancel`)")
+
+
+class ImportCountersOut(_Output):
+    """Row counts of an import. Once it succeeded, ``created + updated + skipped + failed
+    == total_rows``."""
+
+    total_rows: int = Field(description="data rows in the file (estimated from its line "
+                                        "count until the import finishes)")
+    processed: int = Field(description="rows read so far")
+    created: int = Field(description="new customers (dry_run: would be created)")
+    updated: int = Field(description="existing customers updated (dry_run: would be)")
+    skipped: int = Field(description="duplicates inside the file, and existing customers "
+                                     "in `skip` mode")
+    failed: int = Field(description="rows rejected: invalid email, no name, no contact, ...")
+
+
+class ImportStatusOut(_Output):
+    """A customer import: its state, counters and first rejected rows."""
+
+    job_id: str
+    status: JobStatus
+    mode: ImportModeName
+    filename: str
+    counters: ImportCountersOut
+    progress: float | None = Field(ge=0, le=1, description="fraction of the rows done")
+    eta_seconds: float | None = Field(description="estimated seconds left while running")
+    error_count: int = Field(description="rejected or duplicate rows, all of them (see "
+                                         "errors.csv)")
+    errors: list[JobErrorOut] = Field(description="the first rejected rows (up to 100): "
+                                                  "1-based file line, reason code, message")
+    failure_reason: str | None = Field(description="why the import failed, when it did")
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None
+
+
+#: Names of :class:`ImportCountersOut`, in order.
+IMPORT_COUNTERS = ("total_rows", "processed", "created", "updated", "skipped", "failed")
+
+
+def import_status_json(job: Job, eta_seconds: float | None) -> dict[str, Any]:
+    """The JSON of a csv_import :class:`~notibot.domain.Job` (``GET /customers/import/{id}/
+    status``); ``eta_seconds`` comes from :meth:`~notibot.application.services.JobService.
+    eta_seconds`. ``total_rows`` is the job's total (the line-count estimate until the
+    import has read the whole file)."""
+    counters = {name: job.counters.get(name, 0) for name in IMPORT_COUNTERS}
+    if job.total is not None:
+        counters["total_rows"] = job.total
+    return ImportStatusOut(
+        job_id=job.id, status=job.status, mode=job.params.get("mode", "upsert"),
+        filename=job.params.get("filename", ""),
+        counters=ImportCountersOut(**counters), progress=job.progress,
+        eta_seconds=eta_seconds, error_count=job.error_count,
+        errors=[JobErrorOut(line=e.line, code=e.code, message=e.message) for e in job.errors],
+        failure_reason=job.failure_reason, created_at=job.created_at,
+        started_at=job.started_at, finished_at=job.finished_at,
+    ).model_dump(mode="json")
+
+
 # -- health and docs -------------------------------------------------------------------------
 
 
