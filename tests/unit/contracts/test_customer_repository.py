@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from mongo_support import mongo_adapters
 
 from notibot.adapters.memory import MemoryCustomerRepository
+from notibot.adapters.mongo import MongoCustomerRepository
 from notibot.application.ports import CustomerFilter, CustomerRepository
 from notibot.domain import Conflict, Customer, NotFound
 
@@ -24,7 +26,7 @@ async def memory_repository() -> AsyncIterator[CustomerRepository]:
     yield MemoryCustomerRepository()
 
 
-ADAPTERS = [pytest.param(memory_repository, id="memory")]
+ADAPTERS = [pytest.param(memory_repository, id="memory"), *mongo_adapters(MongoCustomerRepository)]
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from mongo_support import mongo_adapters
 
 from notibot.adapters.memory import MemoryStoreHealth
+from notibot.adapters.mongo import MongoHealthCheck
 from notibot.application.ports import HealthCheck
 
 
@@ -21,7 +23,7 @@ async def memory_store() -> AsyncIterator[HealthCheck]:
     yield MemoryStoreHealth()
 
 
-ADAPTERS = [pytest.param(memory_store, id="memory-store")]
+ADAPTERS = [pytest.param(memory_store, id="memory-store"), *mongo_adapters(MongoHealthCheck)]
 
 
 @pytest.fixture(params=ADAPTERS)

@@ -11,8 +11,10 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from mongo_support import mongo_adapters
 
 from notibot.adapters.memory import MemoryJobRepository
+from notibot.adapters.mongo import MongoJobRepository
 from notibot.application.ports import JobFilter, JobRepository
 from notibot.domain import Conflict, Job, JobError, JobStatus, NotFound
 
@@ -22,7 +24,7 @@ async def memory_repository() -> AsyncIterator[JobRepository]:
     yield MemoryJobRepository()
 
 
-ADAPTERS = [pytest.param(memory_repository, id="memory")]
+ADAPTERS = [pytest.param(memory_repository, id="memory"), *mongo_adapters(MongoJobRepository)]
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 

@@ -12,8 +12,10 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from mongo_support import mongo_adapters
 
 from notibot.adapters.memory import MemoryUserRepository
+from notibot.adapters.mongo import MongoUserRepository
 from notibot.application.ports import UserRepository
 from notibot.domain import Conflict, NotFound, Role, User
 
@@ -23,7 +25,7 @@ async def memory_repository() -> AsyncIterator[UserRepository]:
     yield MemoryUserRepository()
 
 
-ADAPTERS = [pytest.param(memory_repository, id="memory")]
+ADAPTERS = [pytest.param(memory_repository, id="memory"), *mongo_adapters(MongoUserRepository)]
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 

@@ -1,0 +1,97 @@
+"""Collections and indexes of the MongoDB store, created at start-up by :func:`ensure_indexes`.
+
+Indexes (name: keys, options):
+
+``customers``
+    - ``email_unique``: email; unique, partial on ``{email: {$type: "string"}}`` (customers
+      without an email never collide)
+    - ``phone_unique``: phone; unique, partial on ``{phone: {$type: "string"}}``
+    - ``created``: created_at, _id (list order)
+    - ``tags``: tags (multikey; the ``tag`` filter)
+    - ``city_key``, ``country_key``, ``language_key``: the case-folded shadow fields of the
+      ``city``/``country``/``language`` filters
+``users``
+    - ``username_key_unique``: username_key (case-folded username); unique
+    - ``created``: created_at, _id
+``jobs``
+    - ``status_kind_created``: status, kind, created_at desc (filters of ``GET /tasks``)
+    - ``created``: created_at desc, _id desc (list order)
+    - ``created_by``: created_by, created_at desc
+    - ``stale``: status, last_seen_at (heartbeat, else start, else creation: stale search)
+``job_errors``
+    - ``job_seq``: job_id, seq; unique (row errors of a job in order)
+``uploads.files`` / ``uploads.chunks``
+    GridFS bucket ``uploads``; the driver creates its own indexes on the first upload.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from notibot.adapters.mongo.errors import translate_errors
+
+CUSTOMERS = "customers"
+USERS = "users"
+JOBS = "jobs"
+JOB_ERRORS = "job_errors"
+#: GridFS bucket name of the upload store.
+UPLOADS_BUCKET = "uploads"
+
+#: Unique index name -> its (first) key, to name the key of a duplicate-key error when the
+#: server names only the index (servers before 4.4).
+UNIQUE_INDEX_KEYS = {
+    "_id_": "_id", "email_unique": "email", "phone_unique": "phone",
+    "username_key_unique": "username_key",
+}
+
+INDEXES: dict[str, list[IndexModel]] = {
+    CUSTOMERS: [
+        IndexModel([("email", ASCENDING)], name="email_unique", unique=True,
+                   partialFilterExpression={"email": {"$type": "string"}}),
+        IndexModel([("phone", ASCENDING)], name="phone_unique", unique=True,
+                   partialFilterExpression={"phone": {"$type": "string"}}),
+        IndexModel([("created_at", ASCENDING), ("_id", ASCENDING)], name="created"),
+        IndexModel([("tags", ASCENDING)], name="tags"),
+        IndexModel([("city_key", ASCENDING)], name="city_key"),
+        IndexModel([("country_key", ASCENDING)], name="country_key"),
+        IndexModel([("language_key", ASCENDING)], name="language_key"),
+    ],
+    USERS: [
+        IndexModel([("username_key", ASCENDING)], name="username_key_unique", unique=True),
+        IndexModel([("created_at", ASCENDING), ("_id", ASCENDING)], name="created"),
+    ],
+    JOBS: [
+        IndexModel([("status", ASCENDING), ("kind", ASCENDING), ("created_at", DESCENDING)],
+                   name="status_kind_created"),
+        IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created"),
+        IndexModel([("created_by", ASCENDING), ("created_at", DESCENDING)], name="created_by"),
+        IndexModel([("status", ASCENDING), ("last_seen_at", ASCENDING)], name="stale"),
+    ],
+    JOB_ERRORS: [
+        IndexModel([("job_id", ASCENDING), ("seq", ASCENDING)], name="job_seq", unique=True),
+    ],
+}
+
+
+async def ensure_indexes(database: Any) -> dict[str, list[str]]:
+    """Create every index of :data:`INDEXES` (idempotent: existing ones are kept). Call it
+    once at start-up, inside the event loop that owns the client.
+
+    Parameters:
+        database: an ``AsyncIOMotorDatabase``.
+
+    Returns:
+        collection name -> the index names created or confirmed.
+
+    Raises:
+        ServiceUnavailable: ``mongodb_unavailable`` when the server does not answer,
+            ``mongodb_error`` when it refuses (e.g. an index of the same name exists with
+            other options, or existing data breaks a unique index; the log says which).
+    """
+    created: dict[str, list[str]] = {}
+    with translate_errors("create the indexes"):
+        for collection, models in INDEXES.items():
+            created[collection] = list(await database[collection].create_indexes(models))
+    return created
