@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 
@@ -26,6 +26,7 @@ from notibot.adapters.phone import PhonenumbersParser
 from notibot.adapters.security import Argon2PasswordHasher, JwtTokenService
 from notibot.adapters.system import SystemClock, UuidIdGenerator
 from notibot.adapters.tabular import PandasCustomerFileReader
+from notibot.application.ports import HealthCheck
 from notibot.application.services import (
     AuthService,
     CustomerService,
@@ -37,6 +38,12 @@ from notibot.application.services.imports import CustomerImporter, CustomerImpor
 from notibot.domain import JobKind
 from notibot.settings import Settings
 
+if TYPE_CHECKING:
+    from dramatiq import Broker
+
+    from notibot.adapters.dramatiq import DramatiqJobQueue
+    from notibot.adapters.redis import RedisConnection
+
 log = logging.getLogger("notibot")
 
 
@@ -46,6 +53,53 @@ def _jwt_secret(settings: Settings) -> str:
     log.warning("NOTIBOT_JWT_SECRET is not set: using a random secret for this process; "
                 "tokens stop working when it restarts")
     return secrets.token_urlsafe(48)
+
+
+# Redis and Dramatiq adapters are imported when first used: the embedded default never loads
+# (nor connects to) them.
+
+
+def _redis_connection(url: str) -> RedisConnection:
+    from notibot.adapters.redis import RedisConnection
+
+    return RedisConnection(url)
+
+
+def _dramatiq_broker(url: str) -> Broker:
+    from notibot.adapters.dramatiq import configure_broker
+
+    return configure_broker(url)
+
+
+def _dramatiq_job_queue(broker: Broker) -> DramatiqJobQueue:
+    from notibot.adapters.dramatiq import DramatiqJobQueue
+
+    return DramatiqJobQueue(broker)
+
+
+def _uses_redis_url(settings: Settings) -> bool:
+    """True when the configuration talks to NOTIBOT_REDIS_URL (today: the Dramatiq broker when
+    NOTIBOT_BROKER_URL is unset)."""
+    return settings.queue == "dramatiq" and settings.broker_url is None
+
+
+def _service_health_checks(settings: Settings, redis: Any, broker: Any) -> list[HealthCheck]:
+    """Readiness checks of the outside services the settings use: ``redis`` and ``broker``
+    are providers, called only when needed."""
+    checks: list[HealthCheck] = []
+    if _uses_redis_url(settings):
+        from notibot.adapters.redis import RedisHealthCheck
+
+        checks.append(RedisHealthCheck(redis()))
+    if settings.queue == "dramatiq":
+        from notibot.adapters.dramatiq import BrokerHealthCheck
+
+        checks.append(BrokerHealthCheck(broker(), settings.resolved_broker_url))
+    return checks
+
+
+def _concat(*lists: list[HealthCheck]) -> list[HealthCheck]:
+    return [item for items in lists for item in items]
 
 
 class Container(containers.DeclarativeContainer):
@@ -71,6 +125,16 @@ class Container(containers.DeclarativeContainer):
         providers.Selector(settings.provided.store, memory=providers.Singleton(MemoryStoreHealth)),
     )
 
+    #: the Redis client holder: one redis.asyncio client, created in the running event loop
+    redis_connection = providers.Singleton(_redis_connection, url=settings.provided.redis_url)
+    #: the Dramatiq broker jobs are sent to (NOTIBOT_QUEUE=dramatiq); connects on first send
+    dramatiq_broker = providers.Singleton(
+        _dramatiq_broker, url=settings.provided.resolved_broker_url)
+    #: readiness of Redis and the broker, when the settings use them
+    service_health_checks = providers.Singleton(
+        _service_health_checks, settings=settings, redis=redis_connection.provider,
+        broker=dramatiq_broker.provider)
+
     upload_store = providers.Selector(
         settings.provided.store, memory=providers.Singleton(MemoryUploadStore))
     customer_file_reader = providers.Singleton(PandasCustomerFileReader)
@@ -88,6 +152,7 @@ class Container(containers.DeclarativeContainer):
         settings.provided.queue,
         inline=providers.Singleton(InlineJobQueue, executor=job_runner.provided.run,
                                    concurrency=settings.provided.job_concurrency),
+        dramatiq=providers.Singleton(_dramatiq_job_queue, broker=dramatiq_broker),
     )
 
     auth_service = providers.Singleton(
@@ -101,7 +166,8 @@ class Container(containers.DeclarativeContainer):
     job_service = providers.Singleton(
         JobService, jobs=job_repository, queue=job_queue, ids=ids, clock=clock,
         kinds=job_handlers.provided.keys.call())
-    health_service = providers.Singleton(HealthService, checks=health_checks)
+    health_service = providers.Singleton(
+        HealthService, checks=providers.Callable(_concat, health_checks, service_health_checks))
     import_service = providers.Singleton(
         CustomerImportService, jobs=job_service, job_repository=job_repository,
         uploads=upload_store, reader=customer_file_reader,
@@ -236,6 +302,8 @@ class Notibot:
         if not self._started:
             return
         await self.container.job_queue().close()
+        if _uses_redis_url(self.settings):
+            await self.container.redis_connection().aclose()
         result = self.container.shutdown_resources()
         if result is not None:
             await result

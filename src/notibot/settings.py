@@ -6,10 +6,16 @@ Every name here is documented in README.md; operators and tests rely on them.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 import phonenumbers
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: URL schemes NOTIBOT_REDIS_URL accepts.
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+#: URL schemes NOTIBOT_BROKER_URL accepts (amqps: RabbitMQ over TLS).
+BROKER_SCHEMES = frozenset({"redis", "rediss", "amqp", "amqps"})
 
 
 class Settings(BaseSettings):
@@ -23,8 +29,16 @@ class Settings(BaseSettings):
                                       env_file_encoding="utf-8", extra="ignore")
 
     store: Literal["memory"] = Field("memory", description="where data lives: memory")
-    queue: Literal["inline"] = Field(
-        "inline", description="how jobs run: inline (asyncio tasks in the server process)")
+    queue: Literal["inline", "dramatiq"] = Field(
+        "inline", description=("how jobs run: inline (asyncio tasks in the server process) or "
+                               "dramatiq (worker processes, `notibot worker`)"))
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", repr=False,
+        description=("Redis URL (redis://, rediss:// or unix://); also the Dramatiq broker "
+                     "when NOTIBOT_BROKER_URL is unset"))
+    broker_url: str | None = Field(
+        None, repr=False, description=(
+            "Dramatiq broker: redis://, rediss:// or amqp:// URL; unset uses NOTIBOT_REDIS_URL"))
 
     jwt_secret: SecretStr | None = Field(
         None, description="HS256 key, at least 32 bytes; random on the embedded default only")
@@ -61,8 +75,23 @@ class Settings(BaseSettings):
                              "(ISO 3166-1 alpha-2, e.g. VN, US, GB)")
         return region
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme.lower()
+        if scheme not in REDIS_SCHEMES:
+            raise ValueError(f"{scheme or 'no scheme'!r} is not a Redis URL scheme: "
+                             "use redis://host:6379/0, rediss:// (TLS) or unix://")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.queue == "dramatiq":
+            scheme = urlsplit(self.resolved_broker_url).scheme.lower()
+            if scheme not in BROKER_SCHEMES:
+                raise ValueError(
+                    "NOTIBOT_QUEUE=dramatiq needs a broker URL with scheme redis://, rediss:// "
+                    f"or amqp:// in NOTIBOT_BROKER_URL (got {scheme or 'no scheme'!r})")
         if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value().encode()) < 32:
             raise ValueError("NOTIBOT_JWT_SECRET must be at least 32 bytes")
         if not self.is_embedded_default and self.jwt_secret is None:
@@ -71,6 +100,11 @@ class Settings(BaseSettings):
             raise ValueError("set both NOTIBOT_ADMIN_USERNAME and NOTIBOT_ADMIN_PASSWORD, "
                              "or neither")
         return self
+
+    @property
+    def resolved_broker_url(self) -> str:
+        """The Dramatiq broker's URL: NOTIBOT_BROKER_URL, else NOTIBOT_REDIS_URL."""
+        return self.broker_url or self.redis_url
 
     @property
     def is_embedded_default(self) -> bool:

@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from dramatiq import Worker
 
+from notibot.adapters.dramatiq import STUB_URL, DramatiqJobQueue, ExecutorRuntime, configure_broker
 from notibot.adapters.memory import InlineJobQueue, MemoryJobRepository
 from notibot.application.ports import JobExecutor, JobQueue
 from notibot.application.services import JobContext, JobRunner
@@ -35,7 +37,25 @@ async def inline_queue(executor: JobExecutor, concurrency: int) -> AsyncIterator
         await queue.close()
 
 
-ADAPTERS = [pytest.param(inline_queue, id="inline")]
+@asynccontextmanager
+async def dramatiq_queue(executor: JobExecutor, concurrency: int) -> AsyncIterator[JobQueue]:
+    """A DramatiqJobQueue over a StubBroker, plus an in-process Worker with ``concurrency``
+    threads running ``executor`` on the worker's event loop. On exit the worker shuts down
+    first (interrupting running jobs, as a worker process does when stopped), then the queue
+    closes."""
+    broker = configure_broker(STUB_URL, runtime=ExecutorRuntime(executor), min_backoff=5,
+                              max_backoff=20)
+    worker = Worker(broker, worker_threads=concurrency, worker_timeout=50)
+    await asyncio.to_thread(worker.start)
+    queue = DramatiqJobQueue(broker)
+    try:
+        yield queue
+    finally:
+        await asyncio.to_thread(worker.stop)
+        await queue.close()
+
+
+ADAPTERS = [pytest.param(inline_queue, id="inline"), pytest.param(dramatiq_queue, id="dramatiq")]
 
 WAIT_SECONDS = 5.0
 

@@ -1,0 +1,16 @@
+"""Redis adapters: the per-event-loop async client, its readiness check and the translation of
+redis errors into the domain's :class:`~notibot.domain.ServiceUnavailable`."""
+
+from notibot.adapters.redis.client import (
+    RedisConnection,
+    create_redis_client,
+    redact_url,
+    redis_errors_translated,
+    translate_redis_error,
+)
+from notibot.adapters.redis.health import RedisHealthCheck
+
+__all__ = [
+    "RedisConnection", "RedisHealthCheck", "create_redis_client", "redact_url",
+    "redis_errors_translated", "translate_redis_error",
+]
