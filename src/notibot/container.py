@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from dramatiq import Broker
 
     from notibot.adapters.dramatiq import DramatiqJobQueue
+    from notibot.adapters.mongo import LazyDatabase, MongoClientFactory
     from notibot.adapters.redis import RedisConnection
 
 log = logging.getLogger("notibot")
@@ -75,6 +76,36 @@ def _dramatiq_job_queue(broker: Broker) -> DramatiqJobQueue:
     from notibot.adapters.dramatiq import DramatiqJobQueue
 
     return DramatiqJobQueue(broker)
+
+
+# MongoDB adapters are imported when first used, too. Repositories get a LazyDatabase: the
+# container builds them before any event loop runs; the motor client is made inside the loop.
+
+
+def _mongo_factory(url: str | None, database: str) -> MongoClientFactory:
+    from notibot.adapters.mongo import MongoClientFactory
+
+    if not url:
+        raise ValueError("NOTIBOT_STORE=mongo needs NOTIBOT_MONGODB_URL")
+    return MongoClientFactory(url, database)
+
+
+def _mongo_database(factory: MongoClientFactory) -> LazyDatabase:
+    from notibot.adapters.mongo import LazyDatabase
+
+    return LazyDatabase(factory)
+
+
+def _mongo(name: str) -> Any:
+    """A factory building the Mongo adapter class ``name`` over a database."""
+
+    def build(database: Any) -> Any:
+        from notibot.adapters import mongo
+
+        return getattr(mongo, name)(database)
+
+    build.__name__ = f"build_{name}"
+    return build
 
 
 def _uses_redis_url(settings: Settings) -> bool:
@@ -115,14 +146,24 @@ class Container(containers.DeclarativeContainer):
     token_service = providers.Singleton(
         JwtTokenService, secret=providers.Singleton(_jwt_secret, settings), clock=clock)
 
+    #: NOTIBOT_STORE=mongo: the motor client factory (one client per event loop) and the
+    #: database handle the Mongo adapters share
+    mongo_factory = providers.Singleton(
+        _mongo_factory, url=settings.provided.mongodb_url, database=settings.provided.mongodb_db)
+    mongo_database = providers.Singleton(_mongo_database, factory=mongo_factory)
+
     customer_repository = providers.Selector(
-        settings.provided.store, memory=providers.Singleton(MemoryCustomerRepository))
+        settings.provided.store, memory=providers.Singleton(MemoryCustomerRepository),
+        mongo=providers.Singleton(_mongo("MongoCustomerRepository"), mongo_database))
     user_repository = providers.Selector(
-        settings.provided.store, memory=providers.Singleton(MemoryUserRepository))
+        settings.provided.store, memory=providers.Singleton(MemoryUserRepository),
+        mongo=providers.Singleton(_mongo("MongoUserRepository"), mongo_database))
     job_repository = providers.Selector(
-        settings.provided.store, memory=providers.Singleton(MemoryJobRepository))
+        settings.provided.store, memory=providers.Singleton(MemoryJobRepository),
+        mongo=providers.Singleton(_mongo("MongoJobRepository"), mongo_database))
     health_checks = providers.List(
-        providers.Selector(settings.provided.store, memory=providers.Singleton(MemoryStoreHealth)),
+        providers.Selector(settings.provided.store, memory=providers.Singleton(MemoryStoreHealth),
+                           mongo=providers.Singleton(_mongo("MongoHealthCheck"), mongo_database)),
     )
 
     #: the Redis client holder: one redis.asyncio client, created in the running event loop
@@ -136,7 +177,8 @@ class Container(containers.DeclarativeContainer):
         broker=dramatiq_broker.provider)
 
     upload_store = providers.Selector(
-        settings.provided.store, memory=providers.Singleton(MemoryUploadStore))
+        settings.provided.store, memory=providers.Singleton(MemoryUploadStore),
+        mongo=providers.Singleton(_mongo("MongoUploadStore"), mongo_database))
     customer_file_reader = providers.Singleton(PandasCustomerFileReader)
     customer_importer = providers.Singleton(
         CustomerImporter, customers=customer_repository, uploads=upload_store,
@@ -258,8 +300,9 @@ class Notibot:
         Parameters:
             ensure_admin: False skips the admin step (CLI commands that manage users or only
                 run a job in-process).
-            run_jobs: with the inline queue, hand jobs left queued by a previous run to the
-                queue again (they are lost with the process that held them).
+            run_jobs: hand jobs still queued to the queue again (the inline queue loses them
+                with the process that held them; a Dramatiq message may have run out of
+                retries). Workers pass False: the API servers do this.
 
         Raises:
             Conflict: ``admin_username_taken`` (see :meth:`AuthService.ensure_admin`).
@@ -274,11 +317,22 @@ class Notibot:
             await result
         settings = self.settings
         self.container.token_service()  # resolve the secret now: a bad one fails at start-up
+        if settings.store == "memory" and settings.queue == "dramatiq":
+            log.warning("NOTIBOT_QUEUE=dramatiq with the memory store: only workers inside this "
+                        "process can run jobs; `notibot worker` needs NOTIBOT_STORE=mongo")
+        if settings.store == "mongo":
+            from notibot.adapters.mongo import ensure_indexes
+
+            # reaches the server now: a wrong URL or a down server fails start-up
+            await ensure_indexes(self.container.mongo_database().resolve())
         for job in await self.jobs.fail_stale(settings.job_stale_after):
             log.warning("job %s was abandoned by a dead process; marked failed", job.id)
         if ensure_admin:
             await self._ensure_admin(settings)
-        if run_jobs and settings.queue == "inline":
+        if run_jobs:
+            # the inline queue lost its tasks with the previous process; a Dramatiq message
+            # may have run out of retries. Runners skip jobs no longer queued, so a second
+            # message for a job still in the broker is harmless.
             for job in await self.jobs.requeue_queued():
                 log.info("job %s was still queued; queued again", job.id)
         self._started = True
@@ -304,6 +358,8 @@ class Notibot:
         await self.container.job_queue().close()
         if _uses_redis_url(self.settings):
             await self.container.redis_connection().aclose()
+        if self.settings.store == "mongo":
+            await self.container.mongo_factory().close()
         result = self.container.shutdown_resources()
         if result is not None:
             await result

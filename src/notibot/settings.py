@@ -28,7 +28,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIBOT_", env_file=".env",
                                       env_file_encoding="utf-8", extra="ignore")
 
-    store: Literal["memory"] = Field("memory", description="where data lives: memory")
+    store: Literal["memory", "mongo"] = Field(
+        "memory", description="where data lives: memory (this process) or mongo (MongoDB)")
+    mongodb_url: str | None = Field(
+        None, repr=False, description=(
+            "MongoDB URL (mongodb:// or mongodb+srv://), required with NOTIBOT_STORE=mongo"))
+    mongodb_db: str = Field("notibot", min_length=1, max_length=63,
+                            description="MongoDB database name")
     queue: Literal["inline", "dramatiq"] = Field(
         "inline", description=("how jobs run: inline (asyncio tasks in the server process) or "
                                "dramatiq (worker processes, `notibot worker`)"))
@@ -86,6 +92,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.store == "mongo":
+            if not self.mongodb_url:
+                raise ValueError("NOTIBOT_STORE=mongo needs NOTIBOT_MONGODB_URL, e.g. "
+                                 "mongodb://user:password@localhost:27017/?authSource=admin")
+            scheme = urlsplit(self.mongodb_url).scheme.lower()
+            if scheme not in ("mongodb", "mongodb+srv"):
+                raise ValueError("NOTIBOT_MONGODB_URL must start with mongodb:// or "
+                                 f"mongodb+srv:// (got {scheme or 'no scheme'!r})")
         if self.queue == "dramatiq":
             scheme = urlsplit(self.resolved_broker_url).scheme.lower()
             if scheme not in BROKER_SCHEMES:

@@ -206,10 +206,9 @@ async def _create_user(settings: Any, username: str, password: str, role: str) -
         settings = settings.model_copy(
             update={"jwt_secret": SecretStr(secrets.token_urlsafe(48))})
     notibot = Notibot.from_settings(settings)
-    # The embedded default keeps nothing to initialise, and starting it would create (and
-    # print) a throw-away generated admin, which also takes the username "admin".
-    if not settings.is_embedded_default:
-        await notibot.start()
+    # Start without the admin step (it would create the throw-away "admin" of the embedded
+    # default) and without re-queueing jobs (that is the servers' business).
+    await notibot.start(ensure_admin=False, run_jobs=False)
     try:
         return await notibot.auth.create_user(username, password, role)
     finally:
@@ -285,11 +284,11 @@ async def _import_file(settings: Any, file: Path, content: bytes, mode: ImportMo
     from notibot.container import Notibot
     from notibot.domain.errors import NotibotError
 
+    # The import runs in this process whatever NOTIBOT_QUEUE says (it is local and the
+    # command follows it to the end); the store is the configured one.
+    settings = settings.model_copy(update={"queue": "inline"})
     notibot = Notibot.from_settings(settings)
-    # As for `users create`: the embedded default has nothing to initialise, and starting it
-    # would create (and print) a throw-away admin.
-    if not settings.is_embedded_default:
-        await notibot.start()
+    await notibot.start(ensure_admin=False, run_jobs=False)
     try:
         imports = notibot.imports
         imports.max_upload_bytes = max(imports.max_upload_bytes, len(content))  # local file
@@ -369,6 +368,37 @@ async def _write_rejected(imports: Any, job_id: str, path: Path) -> None:
     except OSError as error:
         _fail(f"cannot write the rejected rows to {path}: {error.strerror or error}; "
               "choose another file with --errors-out")
+
+
+@app.command()
+def worker(
+    processes: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    threads: Annotated[int, typer.Option(
+        min=1, help="Threads per process: jobs running at once in each.")] = 8,
+    queues: Annotated[list[str] | None, typer.Option(
+        "--queues", "-Q", show_default=False,
+        help="Consume only these queues (repeat the option). Default: all of notibot's.")
+    ] = None,
+) -> None:
+    """Run Dramatiq workers that execute notibot's jobs (imports, campaign sends, chat).
+
+    Needs NOTIBOT_QUEUE=dramatiq, a broker (NOTIBOT_BROKER_URL or NOTIBOT_REDIS_URL) and a
+    shared store (NOTIBOT_STORE=mongo); each process builds its own container and its own
+    event-loop-bound clients. Scale out by running more of them, on any machine that
+    reaches the broker and the database. SIGINT/SIGTERM stop them gracefully.
+
+    Exit code 2 for bad settings; otherwise Dramatiq's exit code.
+    """
+    from pydantic import ValidationError
+
+    from notibot.entrypoints.worker import run_worker
+
+    load_settings()  # one line per bad setting, exit 2
+    try:
+        code = run_worker(processes, threads, queues)
+    except (ValueError, ValidationError) as error:
+        _fail(str(error), EXIT_BAD_SETTING)
+    raise typer.Exit(code)
 
 
 @app.command()

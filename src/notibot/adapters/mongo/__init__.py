@@ -25,6 +25,8 @@ the indexes are listed in :mod:`notibot.adapters.mongo.indexes`, the document sh
 
 from notibot.adapters.mongo.client import (
     DEFAULT_SERVER_SELECTION_TIMEOUT_MS,
+    LazyCollection,
+    LazyDatabase,
     MongoClientFactory,
     create_client,
     database_resource,
@@ -53,6 +55,7 @@ from notibot.adapters.mongo.uploads import MongoUploadStore
 
 __all__ = [
     "DEFAULT_SERVER_SELECTION_TIMEOUT_MS", "ERROR_CODE", "INDEXES", "UNAVAILABLE_CODE",
+    "LazyCollection", "LazyDatabase",
     "MongoClientFactory", "MongoCustomerRepository", "MongoHealthCheck", "MongoJobRepository",
     "MongoUploadStore", "MongoUserRepository", "create_client", "customer_to_document",
     "database_resource", "document_to_customer", "document_to_job", "document_to_job_error",

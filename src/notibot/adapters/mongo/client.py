@@ -177,3 +177,35 @@ async def database_resource(
 
 #: ``async with open_database(url, name) as db: ...`` (see :func:`database_resource`).
 open_database = asynccontextmanager(database_resource)
+
+
+class LazyDatabase:
+    """A stand-in for the database of a :class:`MongoClientFactory`, usable before the event
+    loop runs: ``lazy["customers"]`` is a :class:`LazyCollection`, any other attribute is read
+    from the loop's real database when used. Lets a container build repositories at
+    composition time (no loop yet) while the motor client is made inside the loop."""
+
+    def __init__(self, factory: MongoClientFactory) -> None:
+        self.factory = factory
+
+    def resolve(self) -> AsyncIOMotorDatabase:
+        """The real database of the running loop (see :attr:`MongoClientFactory.database`)."""
+        return self.factory.database
+
+    def __getitem__(self, name: str) -> LazyCollection:
+        return LazyCollection(self, name)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.resolve(), name)
+
+
+class LazyCollection:
+    """A collection of a :class:`LazyDatabase`: every attribute (``find_one``,
+    ``bulk_write``, ...) is read from the real collection at the moment it is used."""
+
+    def __init__(self, database: LazyDatabase, name: str) -> None:
+        self._database = database
+        self.name = name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._database.resolve()[self.name], name)

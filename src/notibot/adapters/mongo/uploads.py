@@ -9,6 +9,7 @@ from typing import Any, BinaryIO
 from gridfs.errors import NoFile
 from motor.motor_asyncio import AsyncIOMotorGridFSBucket
 
+from notibot.adapters.mongo.client import LazyDatabase
 from notibot.adapters.mongo.errors import translate_errors
 from notibot.adapters.mongo.indexes import UPLOADS_BUCKET
 from notibot.application.ports import StoredUpload, UploadStore
@@ -47,7 +48,10 @@ class MongoUploadStore(UploadStore):
     def bucket(self) -> AsyncIOMotorGridFSBucket:
         """The GridFS bucket, built on first use."""
         if self._bucket is None:
-            self._bucket = AsyncIOMotorGridFSBucket(self._database, bucket_name=self._bucket_name)
+            database = self._database
+            if isinstance(database, LazyDatabase):  # the running loop's real database
+                database = database.resolve()
+            self._bucket = AsyncIOMotorGridFSBucket(database, bucket_name=self._bucket_name)
         return self._bucket
 
     async def save(self, content: bytes, *, filename: str,
