@@ -377,6 +377,60 @@ class CustomerFileReader(ABC):
         """
 
 
+@dataclass(slots=True, frozen=True)
+class EmailMessage:
+    """One email to one recipient, ready to send.
+
+    Attributes:
+        to: the recipient's address.
+        subject: the subject line (one line, at most 998 characters, RFC 5322 section 2.1.1).
+        text: the plain-text body.
+        html: an optional HTML alternative (sent as multipart/alternative).
+        message_id: the Message-ID to use (RFC 5322 section 3.6.4, ``<id@domain>``); None lets
+            the sender make one.
+        headers: extra headers, e.g. ``List-Unsubscribe`` and ``List-Unsubscribe-Post``
+            (RFC 2369, RFC 8058).
+        from_address: overrides the sender's configured From.
+    """
+
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    message_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    from_address: str | None = None
+
+
+class EmailSender(ABC):
+    """Hands emails to a mail server (SMTP) or keeps them (the outbox folder)."""
+
+    @abstractmethod
+    async def send(self, message: EmailMessage) -> str:
+        """Send ``message``; return the Message-ID it was sent with.
+
+        Raises:
+            DeliveryFailed: ``transient=True`` when trying again later may work (SMTP 4xx
+                replies, connection lost or refused, timeouts: RFC 5321 section 4.2.1),
+                ``transient=False`` for a permanent refusal (SMTP 5xx); the message holds the
+                server's reply.
+        """
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close pooled connections; a later send opens new ones."""
+
+
+class RateLimiter(ABC):
+    """Caps how often something happens, across every process that shares the limiter's
+    storage (NOTIBOT_EMAIL_RATE messages per second for email)."""
+
+    @abstractmethod
+    async def acquire(self, key: str) -> None:
+        """Wait until one more event under ``key`` is allowed by the configured rate, then
+        count it. Raises ServiceUnavailable when the shared storage does not answer."""
+
+
 class PasswordHasher(ABC):
     """One-way password hashing (argon2id in production)."""
 
