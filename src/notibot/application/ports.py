@@ -13,7 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Generic, TypeVar
 
-from notibot.domain import Customer, Job, JobError, JobStatus, User
+from notibot.domain import (
+    Campaign,
+    Conversation,
+    Customer,
+    Delivery,
+    DeliveryStatus,
+    Job,
+    JobError,
+    JobStatus,
+    Message,
+    User,
+)
 
 T = TypeVar("T")
 
@@ -305,6 +316,129 @@ class JobRepository(ABC):
         """The errors kept for the job, in the order they were added (empty when none)."""
 
 
+@dataclass(slots=True, frozen=True)
+class DeliveryFilter:
+    """Filters of ``GET /notifications/history``; ``None`` means "any". ``since``/``until``
+    bound ``created_at`` (UTC, ``since`` inclusive, ``until`` exclusive)."""
+
+    customer_id: str | None = None
+    campaign_id: str | None = None
+    job_id: str | None = None
+    status: DeliveryStatus | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class DeliveryCounts:
+    """Deliveries by status (every status present, zero included) for one campaign or all."""
+
+    by_status: dict[str, int] = field(default_factory=dict)
+    total: int = 0
+
+
+class CampaignRepository(ABC):
+    """Stores campaigns. Names are unique (case-insensitively)."""
+
+    @abstractmethod
+    async def add(self, campaign: Campaign) -> None:
+        """Store a new campaign. Raises Conflict (``campaign_name_taken``)."""
+
+    @abstractmethod
+    async def get(self, campaign_id: str) -> Campaign:
+        """Return the campaign. Raises NotFound (``campaign_not_found``)."""
+
+    @abstractmethod
+    async def update(self, campaign: Campaign) -> None:
+        """Replace the stored campaign with the same id. Raises NotFound, Conflict
+        (``campaign_name_taken``)."""
+
+    @abstractmethod
+    async def delete(self, campaign_id: str) -> None:
+        """Delete the campaign. Raises NotFound."""
+
+    @abstractmethod
+    async def list(self, *, limit: int, offset: int,
+                   active: bool | None = None) -> Page[Campaign]:
+        """Campaigns by creation time (oldest first), optionally only (in)active ones."""
+
+
+class DeliveryRepository(ABC):
+    """Stores deliveries. ``(job_id, customer_id)`` is unique: that is what makes a campaign
+    send idempotent."""
+
+    @abstractmethod
+    async def add_if_absent(self, delivery: Delivery) -> tuple[Delivery, bool]:
+        """Store ``delivery`` unless one exists for its ``(job_id, customer_id)``; return the
+        stored delivery and whether it was created now (atomic)."""
+
+    @abstractmethod
+    async def get(self, delivery_id: str) -> Delivery:
+        """Return the delivery. Raises NotFound (``delivery_not_found``)."""
+
+    @abstractmethod
+    async def update(self, delivery: Delivery) -> None:
+        """Replace the stored delivery with the same id. Raises NotFound."""
+
+    @abstractmethod
+    async def list(self, filter: DeliveryFilter, *, limit: int,
+                   offset: int) -> Page[Delivery]:
+        """Deliveries matching ``filter``, newest first (creation time, then id)."""
+
+    @abstractmethod
+    async def counts(self, *, since: datetime | None = None,
+                     campaign_id: str | None = None) -> DeliveryCounts:
+        """Counts by status of deliveries created at or after ``since``."""
+
+    @abstractmethod
+    async def counts_by_campaign(self, *, since: datetime | None = None
+                                 ) -> dict[str, DeliveryCounts]:
+        """Counts by status per campaign id, of deliveries created at or after ``since``."""
+
+
+class ConversationRepository(ABC):
+    """Long-term memory: conversations and every message, kept in time order."""
+
+    @abstractmethod
+    async def add(self, conversation: Conversation) -> None:
+        """Store a new conversation (with its messages). Raises Conflict when the id exists."""
+
+    @abstractmethod
+    async def get(self, conversation_id: str) -> Conversation:
+        """The conversation with all its messages. Raises NotFound
+        (``conversation_not_found``)."""
+
+    @abstractmethod
+    async def latest_for_customer(self, customer_id: str) -> Conversation | None:
+        """The customer's most recently updated conversation, or None."""
+
+    @abstractmethod
+    async def append(self, conversation_id: str, message: Message) -> None:
+        """Add ``message`` to the conversation (in time order) and move its ``updated_at``.
+        Raises NotFound."""
+
+    @abstractmethod
+    async def list_for_customer(self, customer_id: str, *, limit: int,
+                                offset: int) -> Page[Conversation]:
+        """The customer's conversations, most recently updated first (messages included)."""
+
+    @abstractmethod
+    async def delete(self, conversation_id: str) -> None:
+        """Delete the conversation and its messages. Raises NotFound."""
+
+
+class IdempotencyStore(ABC):
+    """Remembers what a request with an ``Idempotency-Key`` produced, so a repeat returns the
+    same result (IETF draft "The Idempotency-Key HTTP Header Field")."""
+
+    @abstractmethod
+    async def claim(self, scope: str, key: str, fingerprint: str,
+                    value: str) -> tuple[str, str]:
+        """Atomically store ``value`` (e.g. a job id) and ``fingerprint`` (a hash of the
+        request) under ``(scope, key)`` unless something is stored there already; return what
+        is stored ``(value, fingerprint)`` afterwards: the caller's own when it was first."""
+
+
 # -- gateways --------------------------------------------------------------------------------
 
 #: What a job queue calls to run a job: takes the job id.
@@ -400,6 +534,34 @@ class EmailMessage:
     message_id: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     from_address: str | None = None
+
+
+class TemplateRenderer(ABC):
+    """Renders user-written templates (Jinja2 in a sandbox in production)."""
+
+    @abstractmethod
+    async def check(self, template: str, *, allowed: dict[str, set[str] | None],
+                    field: str) -> None:
+        """Refuse a template that does not compile or uses an unknown variable.
+
+        Parameters:
+            allowed: top-level variable -> the attribute names allowed under it (None: any).
+            field: the template's field name, for the error.
+
+        Raises:
+            InvalidInput: code ``invalid_template`` with ``details`` ``{field, line, name?}``
+                (the line of the syntax error, or the unknown variable's name and line).
+        """
+
+    @abstractmethod
+    async def render(self, template: str, context: dict[str, Any], *,
+                     autoescape: bool = False) -> str:
+        """Render ``template`` with ``context``; ``autoescape`` for HTML bodies.
+
+        Raises:
+            InvalidInput: ``template_error`` when rendering fails (undefined variable, a
+                sandbox violation), with the line in ``details``.
+        """
 
 
 class EmailSender(ABC):
