@@ -4,6 +4,12 @@ They are thread-safe (a ``threading.Lock`` per store: a worker may run in anothe
 store copies, so a caller that changes an entity without saving it changes nothing stored.
 """
 
+from notibot.adapters.memory.campaigns import (
+    MemoryCampaignRepository,
+    MemoryConversationRepository,
+    MemoryDeliveryRepository,
+    MemoryIdempotencyStore,
+)
 from notibot.adapters.memory.health import MemoryStoreHealth
 from notibot.adapters.memory.job_queue import InlineJobQueue
 from notibot.adapters.memory.repositories import (
@@ -16,4 +22,8 @@ from notibot.adapters.memory.uploads import MemoryUploadStore
 __all__ = [
     "InlineJobQueue", "MemoryCustomerRepository", "MemoryJobRepository", "MemoryStoreHealth",
     "MemoryUploadStore", "MemoryUserRepository",
+]
+__all__ += [
+    "MemoryCampaignRepository", "MemoryConversationRepository", "MemoryDeliveryRepository",
+    "MemoryIdempotencyStore",
 ]

@@ -16,6 +16,11 @@ Wiring, inside the event loop that will use them (motor clients belong to one lo
 or, as a dependency-injector resource: ``providers.Resource(database_resource, url, name)``
 (creates the indexes and closes the client at shutdown).
 
+Campaign adapters (same wiring): ``MongoCampaignRepository(db)``,
+``MongoDeliveryRepository(db)``, ``MongoConversationRepository(db)``,
+``MongoIdempotencyStore(db)``; collections ``campaigns``, ``deliveries``, ``conversations``,
+``idempotency_keys`` (shapes in :mod:`notibot.adapters.mongo.campaign_mappers`).
+
 Collections: ``customers``, ``users``, ``jobs``, ``job_errors``, GridFS bucket ``uploads``;
 the indexes are listed in :mod:`notibot.adapters.mongo.indexes`, the document shapes in
 :mod:`notibot.adapters.mongo.mappers`. Driver errors become ``ServiceUnavailable``
@@ -23,6 +28,12 @@ the indexes are listed in :mod:`notibot.adapters.mongo.indexes`, the document sh
 (:mod:`notibot.adapters.mongo.errors`).
 """
 
+from notibot.adapters.mongo.campaigns import (
+    MongoCampaignRepository,
+    MongoConversationRepository,
+    MongoDeliveryRepository,
+    MongoIdempotencyStore,
+)
 from notibot.adapters.mongo.client import (
     DEFAULT_SERVER_SELECTION_TIMEOUT_MS,
     LazyCollection,
@@ -61,4 +72,8 @@ __all__ = [
     "database_resource", "document_to_customer", "document_to_job", "document_to_job_error",
     "document_to_user", "ensure_indexes", "get_database", "job_error_to_document",
     "job_to_document", "open_database", "translate_errors", "user_to_document",
+]
+__all__ += [
+    "MongoCampaignRepository", "MongoConversationRepository", "MongoDeliveryRepository",
+    "MongoIdempotencyStore",
 ]

@@ -20,6 +20,22 @@ Indexes (name: keys, options):
     - ``stale``: status, last_seen_at (heartbeat, else start, else creation: stale search)
 ``job_errors``
     - ``job_seq``: job_id, seq; unique (row errors of a job in order)
+``campaigns``
+    - ``name_key_unique``: name_key (case-folded name); unique
+    - ``created``: created_at, _id (list order)
+    - ``active_created``: active, created_at, _id (the ``active`` filter)
+``deliveries``
+    - ``job_customer_unique``: job_id, customer_id; unique (one delivery per job and
+      customer: sending is idempotent; also serves queries by job)
+    - ``job_status``: job_id, status (a job's failed deliveries, for retry)
+    - ``customer_created``, ``campaign_created``, ``status_created``: customer_id /
+      campaign_id / status, created_at desc (history filters)
+    - ``created``: created_at desc, _id desc (history order, ``since`` of the stats)
+``conversations``
+    - ``customer_updated``: customer_id, updated_at desc, created_at desc, _id desc
+      (a customer's conversations, most recently updated first)
+``idempotency_keys``
+    only ``_id`` (``"<scope>:<key>"``): unique by itself
 ``uploads.files`` / ``uploads.chunks``
     GridFS bucket ``uploads``; the driver creates its own indexes on the first upload.
 """
@@ -38,12 +54,17 @@ JOBS = "jobs"
 JOB_ERRORS = "job_errors"
 #: GridFS bucket name of the upload store.
 UPLOADS_BUCKET = "uploads"
+CAMPAIGNS = "campaigns"
+DELIVERIES = "deliveries"
+CONVERSATIONS = "conversations"
+IDEMPOTENCY_KEYS = "idempotency_keys"
 
 #: Unique index name -> its (first) key, to name the key of a duplicate-key error when the
 #: server names only the index (servers before 4.4).
 UNIQUE_INDEX_KEYS = {
     "_id_": "_id", "email_unique": "email", "phone_unique": "phone",
     "username_key_unique": "username_key",
+    "name_key_unique": "name_key", "job_customer_unique": "job_id",
 }
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -71,6 +92,27 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     JOB_ERRORS: [
         IndexModel([("job_id", ASCENDING), ("seq", ASCENDING)], name="job_seq", unique=True),
+    ],
+    CAMPAIGNS: [
+        IndexModel([("name_key", ASCENDING)], name="name_key_unique", unique=True),
+        IndexModel([("created_at", ASCENDING), ("_id", ASCENDING)], name="created"),
+        IndexModel([("active", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
+                   name="active_created"),
+    ],
+    DELIVERIES: [
+        IndexModel([("job_id", ASCENDING), ("customer_id", ASCENDING)],
+                   name="job_customer_unique", unique=True),
+        IndexModel([("job_id", ASCENDING), ("status", ASCENDING)], name="job_status"),
+        IndexModel([("customer_id", ASCENDING), ("created_at", DESCENDING)],
+                   name="customer_created"),
+        IndexModel([("campaign_id", ASCENDING), ("created_at", DESCENDING)],
+                   name="campaign_created"),
+        IndexModel([("status", ASCENDING), ("created_at", DESCENDING)], name="status_created"),
+        IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created"),
+    ],
+    CONVERSATIONS: [
+        IndexModel([("customer_id", ASCENDING), ("updated_at", DESCENDING),
+                    ("created_at", DESCENDING), ("_id", DESCENDING)], name="customer_updated"),
     ],
 }
 
