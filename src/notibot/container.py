@@ -16,7 +16,11 @@ from dependency_injector import containers, providers
 
 from notibot.adapters.memory import (
     InlineJobQueue,
+    MemoryCampaignRepository,
+    MemoryConversationRepository,
     MemoryCustomerRepository,
+    MemoryDeliveryRepository,
+    MemoryIdempotencyStore,
     MemoryJobRepository,
     MemoryStoreHealth,
     MemoryUploadStore,
@@ -26,13 +30,20 @@ from notibot.adapters.phone import PhonenumbersParser
 from notibot.adapters.security import Argon2PasswordHasher, JwtTokenService
 from notibot.adapters.system import SystemClock, UuidIdGenerator
 from notibot.adapters.tabular import PandasCustomerFileReader
-from notibot.application.ports import HealthCheck
+from notibot.adapters.templating import Jinja2TemplateRenderer
+from notibot.application.ports import EmailSender, HealthCheck, RateLimiter
 from notibot.application.services import (
     AuthService,
     CustomerService,
     HealthService,
     JobRunner,
     JobService,
+)
+from notibot.application.services.campaigns import (
+    CampaignSender,
+    CampaignSendHandler,
+    CampaignService,
+    SendPolicy,
 )
 from notibot.application.services.imports import CustomerImporter, CustomerImportService
 from notibot.domain import JobKind
@@ -106,6 +117,33 @@ def _mongo(name: str) -> Any:
 
     build.__name__ = f"build_{name}"
     return build
+
+
+# Campaign sending. Placeholders until the email settings exist: the outbox (.eml files) in
+# the system's temporary folder (its adapter imported when first used), and no rate limit.
+
+
+def _outbox_email_sender() -> EmailSender:
+    import tempfile
+    from pathlib import Path
+
+    from notibot.adapters.outbox import OutboxEmailSender
+
+    return OutboxEmailSender(Path(tempfile.gettempdir()) / "notibot-outbox",
+                             "notibot@localhost")
+
+
+class _Unlimited(RateLimiter):
+    """Placeholder RateLimiter: no limit. (``notibot.adapters.ratelimit`` imports the Redis
+    client when loaded, which the embedded default must not do.)"""
+
+    async def acquire(self, key: str) -> None:
+        return None
+
+
+def _public_url(host: str, port: int) -> str:
+    """The base URL of unsubscribe links: where `notibot serve` listens."""
+    return f"http://{host}:{port}"
 
 
 def _uses_redis_url(settings: Settings) -> bool:
@@ -185,8 +223,37 @@ class Container(containers.DeclarativeContainer):
         reader=customer_file_reader, ids=ids, clock=clock,
         chunk_rows=settings.provided.import_chunk_rows)
 
+    # -- campaigns: templates, sending, delivery tracking
+    campaign_repository = providers.Selector(
+        settings.provided.store, memory=providers.Singleton(MemoryCampaignRepository),
+        mongo=providers.Singleton(_mongo("MongoCampaignRepository"), mongo_database))
+    delivery_repository = providers.Selector(
+        settings.provided.store, memory=providers.Singleton(MemoryDeliveryRepository),
+        mongo=providers.Singleton(_mongo("MongoDeliveryRepository"), mongo_database))
+    conversation_repository = providers.Selector(
+        settings.provided.store, memory=providers.Singleton(MemoryConversationRepository),
+        mongo=providers.Singleton(_mongo("MongoConversationRepository"), mongo_database))
+    idempotency_store = providers.Selector(
+        settings.provided.store, memory=providers.Singleton(MemoryIdempotencyStore),
+        mongo=providers.Singleton(_mongo("MongoIdempotencyStore"), mongo_database))
+    template_renderer = providers.Singleton(Jinja2TemplateRenderer)
+    email_sender = providers.Singleton(_outbox_email_sender)
+    rate_limiter = providers.Singleton(_Unlimited)
+    #: batch size, concurrency, retries of a send; tests override it (``SendPolicy(...)``)
+    campaign_send_policy = providers.Object(SendPolicy())
+    campaign_send_handler = providers.Singleton(
+        CampaignSendHandler, campaigns=campaign_repository, customers=customer_repository,
+        deliveries=delivery_repository, conversations=conversation_repository,
+        idempotency=idempotency_store, renderer=template_renderer, email=email_sender,
+        rate_limiter=rate_limiter, ids=ids, clock=clock, policy=campaign_send_policy,
+        unsubscribe_base_url=providers.Callable(
+            _public_url, settings.provided.host, settings.provided.port))
+
     #: job kind -> handler (JobHandler); tests add kinds with ``job_handlers.add_kwargs``.
-    job_handlers = providers.Dict({JobKind.CSV_IMPORT.value: customer_importer.provided.run})
+    job_handlers = providers.Dict({
+        JobKind.CSV_IMPORT.value: customer_importer.provided.run,
+        JobKind.CAMPAIGN_SEND.value: campaign_send_handler.provided.run,
+    })
     job_runner = providers.Singleton(
         JobRunner, jobs=job_repository, clock=clock, handlers=job_handlers,
         heartbeat_interval=settings.provided.job_heartbeat_interval)
@@ -217,6 +284,13 @@ class Container(containers.DeclarativeContainer):
             lambda mb: int(mb * 1024 * 1024), settings.provided.max_upload_mb),
         default_region=settings.provided.default_region,
         chunk_rows=settings.provided.import_chunk_rows)
+    campaign_service = providers.Singleton(
+        CampaignService, campaigns=campaign_repository, renderer=template_renderer, ids=ids,
+        clock=clock)
+    campaign_sender = providers.Singleton(
+        CampaignSender, campaigns=campaign_repository, customers=customer_repository,
+        deliveries=delivery_repository, jobs=job_repository, queue=job_queue,
+        idempotency=idempotency_store, renderer=template_renderer, ids=ids, clock=clock)
 
 
 def build_container(settings: Settings | None = None, **overrides: Any) -> Container:
@@ -286,6 +360,16 @@ class Notibot:
     def imports(self) -> CustomerImportService:
         """Customer file imports."""
         return self.container.import_service()
+
+    @property
+    def campaigns(self) -> CampaignService:
+        """Campaigns ("notification configs"): create, read, replace, delete."""
+        return self.container.campaign_service()
+
+    @property
+    def campaign_sender(self) -> CampaignSender:
+        """Sending campaigns (jobs), retrying failed deliveries, history and stats."""
+        return self.container.campaign_sender()
 
     @property
     def health(self) -> HealthService:

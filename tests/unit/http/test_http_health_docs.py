@@ -28,6 +28,13 @@ OPERATIONS = {
     "/tasks/stats": {"get"},
     "/tasks/{job_id}": {"get", "delete"},
     "/tasks/{job_id}/cancel": {"post"},
+    "/tasks/{job_id}/retry-failed": {"post"},
+    "/notifications/config": {"post"},
+    "/notifications/configs": {"get"},
+    "/notifications/config/{config_id}": {"get", "put", "delete"},
+    "/notifications/send": {"post"},
+    "/notifications/history": {"get"},
+    "/notifications/stats": {"get"},
     "/health": {"get"},
     "/health/ready": {"get"},
     "/openapi.json": {"get"},
@@ -35,7 +42,8 @@ OPERATIONS = {
 }
 PUBLIC = {("/auth/login", "post"), ("/auth/refresh", "post"), ("/health", "get"),
           ("/health/ready", "get"), ("/openapi.json", "get"), ("/docs", "get")}
-ADMIN_ONLY = {("/customers/{customer_id}", "delete"), ("/tasks/{job_id}", "delete")}
+ADMIN_ONLY = {("/customers/{customer_id}", "delete"), ("/tasks/{job_id}", "delete"),
+              ("/notifications/config/{config_id}", "delete")}
 
 
 # -- health ----------------------------------------------------------------------------------
@@ -199,8 +207,8 @@ def test_openapi_documents_models_and_errors() -> None:
     assert params["limit"]["in"] == "query"
     assert schema(paths["/health/ready"]["get"], "503") == {
         "$ref": "#/components/schemas/ReadinessOut"}
-    assert {t["name"] for t in spec["tags"]} == {"auth", "customers", "tasks", "health",
-                                                  "docs"}
+    assert {t["name"] for t in spec["tags"]} == {"auth", "customers", "tasks", "notifications",
+                                                  "health", "docs"}
 
 
 def _walk(node: Any):  # type: ignore[no-untyped-def]

@@ -22,6 +22,15 @@ from notibot.entrypoints.http.resources.customers import CustomerCollection, Cus
 from notibot.entrypoints.http.resources.docs import DocsAsset, DocsPage, OpenApi
 from notibot.entrypoints.http.resources.health import Health, Readiness
 from notibot.entrypoints.http.resources.imports import CustomerImport, ImportErrors, ImportStatus
+from notibot.entrypoints.http.resources.notifications import (
+    NotificationConfigCreate,
+    NotificationConfigItem,
+    NotificationConfigList,
+    NotificationHistory,
+    NotificationSend,
+    NotificationStats,
+    TaskRetryFailed,
+)
 from notibot.entrypoints.http.resources.tasks import (
     TaskCancel,
     TaskCollection,
@@ -38,6 +47,7 @@ def routes(notibot: Notibot) -> list[tuple[str, object]]:
     """
     auth, customers, jobs, imports = notibot.auth, notibot.customers, notibot.jobs, \
         notibot.imports
+    campaigns, sender = notibot.campaigns, notibot.campaign_sender
     return [
         ("/auth/login", Login(auth)),
         ("/auth/refresh", Refresh(auth)),
@@ -52,6 +62,13 @@ def routes(notibot: Notibot) -> list[tuple[str, object]]:
         ("/tasks/stats", TaskStats(jobs)),
         ("/tasks/{job_id}", TaskItem(jobs)),
         ("/tasks/{job_id}/cancel", TaskCancel(jobs)),
+        ("/tasks/{job_id}/retry-failed", TaskRetryFailed(sender)),
+        ("/notifications/config", NotificationConfigCreate(campaigns)),
+        ("/notifications/configs", NotificationConfigList(campaigns)),
+        ("/notifications/config/{config_id}", NotificationConfigItem(campaigns)),
+        ("/notifications/send", NotificationSend(sender)),
+        ("/notifications/history", NotificationHistory(sender)),
+        ("/notifications/stats", NotificationStats(sender)),
         ("/health", Health()),
         ("/health/ready", Readiness(notibot.health)),
         ("/openapi.json", OpenApi(openapi_spec)),

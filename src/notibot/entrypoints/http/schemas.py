@@ -16,9 +16,27 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StrictBool
 
-from notibot.application.ports import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, JobStats, Page
+from notibot.application.ports import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    DeliveryCounts,
+    JobStats,
+    Page,
+)
 from notibot.application.services import TokenPair
-from notibot.domain import Customer, Job, JobStatus, Role, User
+from notibot.application.services.campaigns import CampaignStats
+from notibot.domain import (
+    Campaign,
+    CampaignContent,
+    Channel,
+    Customer,
+    Delivery,
+    DeliveryStatus,
+    Job,
+    JobStatus,
+    Role,
+    User,
+)
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -412,6 +430,251 @@ def import_status_json(job: Job, eta_seconds: float | None) -> dict[str, Any]:
         errors=[JobErrorOut(line=e.line, code=e.code, message=e.message) for e in job.errors],
         failure_reason=job.failure_reason, created_at=job.created_at,
         started_at=job.started_at, finished_at=job.finished_at,
+    ).model_dump(mode="json")
+
+
+# -- campaigns ("notification configs") and sending them -------------------------------------
+
+_TEMPLATE = ("a Jinja2 template (sandboxed, undefined variables are errors) with the variables "
+             "`customer.*` (id, full_name, email, phone, company, position, address, city, "
+             "country, language, tags, attributes), `data.*`, `campaign.*` (id, name, "
+             "description) and `unsubscribe_url`")
+
+
+class CampaignContentIn(_Input):
+    """The templates of one language."""
+
+    subject: str = Field(description="one line; " + _TEMPLATE)
+    text_body: str = Field(description="the plain-text body; " + _TEMPLATE)
+    html_body: str | None = Field(None, description="optional HTML body, autoescaped; "
+                                                    + _TEMPLATE)
+
+
+class CampaignIn(_Input):
+    """``POST /notifications/config`` and ``PUT /notifications/config/{id}``: a campaign.
+    Every template is checked on save: one that does not compile or uses an unknown variable
+    answers 422 ``invalid_template`` with ``details`` ``{field, line, name}``."""
+
+    name: str = Field(description="unique, ignoring case")
+    description: str | None = None
+    channel: Channel = Field(Channel.EMAIL, description="`email`, or `chat`: only appended "
+                                                        "to the customer's conversation")
+    subject: str = Field(description="default content: " + _TEMPLATE)
+    text_body: str = Field(description="default content: the plain-text body")
+    html_body: str | None = Field(None, description="default content: optional HTML body")
+    variants: dict[str, CampaignContentIn] = Field(
+        default_factory=dict, description="language code (`vi`, `en`, `pt-br`) -> content; "
+        "a customer's `language` picks one (else its primary subtag), the default otherwise. "
+        "A variant is complete: without `html_body` its emails have no HTML part")
+    default_data: dict[str, Any] = Field(default_factory=dict, description=(
+        "the base of `data.*`; a send's `data` overrides it key by key"))
+    active: StrictBool = Field(True, description="an inactive campaign cannot be sent (409)")
+
+
+class CampaignContentOut(_Output):
+    """The templates of one language."""
+
+    subject: str
+    text_body: str
+    html_body: str | None
+
+
+class CampaignOut(_Output):
+    """A campaign ("notification config")."""
+
+    id: str
+    name: str
+    description: str | None
+    channel: Channel
+    subject: str
+    text_body: str
+    html_body: str | None
+    variants: dict[str, CampaignContentOut]
+    default_data: dict[str, Any]
+    active: bool
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class CampaignPage(_Output):
+    """A page of campaigns, oldest first; ``total`` counts every match."""
+
+    items: list[CampaignOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class CampaignQuery(_Input):
+    """Query string of ``GET /notifications/configs``."""
+
+    active: bool | None = Field(None, description="only active (`true`) or inactive "
+                                                  "(`false`) campaigns")
+    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="page size")
+    offset: int = Field(0, ge=0, description="items to skip")
+
+
+def _content_json(content: CampaignContent) -> CampaignContentOut:
+    return CampaignContentOut(subject=content.subject, text_body=content.text_body,
+                              html_body=content.html_body)
+
+
+def campaign_json(campaign: Campaign) -> dict[str, Any]:
+    """The JSON of a :class:`~notibot.domain.Campaign`."""
+    return CampaignOut(
+        id=campaign.id, name=campaign.name, description=campaign.description,
+        channel=campaign.channel, subject=campaign.content.subject,
+        text_body=campaign.content.text_body, html_body=campaign.content.html_body,
+        variants={lang: _content_json(c) for lang, c in campaign.variants.items()},
+        default_data=dict(campaign.default_data), active=campaign.active,
+        created_at=campaign.created_at, updated_at=campaign.updated_at,
+    ).model_dump(mode="json")
+
+
+def campaign_page_json(page: Page[Campaign]) -> dict[str, Any]:
+    """The JSON of a page of campaigns."""
+    return {"items": [campaign_json(c) for c in page.items], "total": page.total,
+            "limit": page.limit, "offset": page.offset}
+
+
+class AudienceFilter(_Input):
+    """Customers matching every field given (the filters of ``GET /customers``); ``{}``
+    matches everyone."""
+
+    tag: str | None = None
+    city: str | None = None
+    country: str | None = None
+    language: str | None = None
+    subscribed: StrictBool | None = None
+    q: str | None = Field(None, description="search in full name, email and phone")
+
+
+class SendRequest(_Input):
+    """``POST /notifications/send``: who gets which campaign, with which data. Give
+    ``customer_ids`` (a list, or ``"all"``) or a ``filter``."""
+
+    notification_config_id: str = Field(description="the campaign's id")
+    customer_ids: list[str] | Literal["all"] | None = Field(
+        None, description='ids of the recipients (at most 10,000), or `"all"`')
+    filter: AudienceFilter | None = Field(None, description="the recipients by filter "
+                                                            "(with `\"all\"` or alone)")
+    data: dict[str, Any] = Field(default_factory=dict, description=(
+        "`data.*` of the templates, over the campaign's `default_data`; every `data.x` the "
+        "templates use must be in one of them (422 `missing_data`)"))
+
+
+class SendAccepted(_Output):
+    """The send was queued as a job of kind ``campaign_send`` (HTTP 202)."""
+
+    job_id: str
+    task_url: str = Field(description="`/tasks/{job_id}`: progress and counters (`total`, "
+                                      "`processed`, `sent`, `failed`, `skipped`); cancel at "
+                                      "`.../cancel`, re-send failures at `.../retry-failed`")
+
+
+class DeliveryOut(_Output):
+    """One campaign message to one customer within one send (job)."""
+
+    id: str
+    job_id: str
+    campaign_id: str
+    customer_id: str
+    channel: Channel
+    status: DeliveryStatus
+    attempts: int = Field(description="tries so far, transient failures included")
+    last_error: str | None = Field(description="the server's reply of the last failure")
+    skip_reason: str | None = Field(description="`unsubscribed` or `no_email`")
+    message_id: str | None = Field(description="the email's Message-ID once sent")
+    language: str | None = Field(description="the variant used; null: the default content")
+    created_at: UtcDateTime
+    sent_at: UtcDateTime | None
+    updated_at: UtcDateTime | None
+
+
+class DeliveryPage(_Output):
+    """A page of deliveries, newest first; ``total`` counts every match."""
+
+    items: list[DeliveryOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class HistoryQuery(_Input):
+    """Query string of ``GET /notifications/history``."""
+
+    customer_id: str | None = None
+    campaign_id: str | None = None
+    job_id: str | None = Field(None, description="the send (job) id")
+    status: DeliveryStatus | None = None
+    since: UtcDateTime | None = Field(None, description="created at or after (ISO 8601)")
+    until: UtcDateTime | None = Field(None, description="created before (ISO 8601)")
+    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="page size")
+    offset: int = Field(0, ge=0, description="items to skip")
+
+
+def delivery_json(delivery: Delivery) -> dict[str, Any]:
+    """The JSON of a :class:`~notibot.domain.Delivery`."""
+    return DeliveryOut(
+        id=delivery.id, job_id=delivery.job_id, campaign_id=delivery.campaign_id,
+        customer_id=delivery.customer_id, channel=delivery.channel, status=delivery.status,
+        attempts=delivery.attempts, last_error=delivery.last_error,
+        skip_reason=delivery.skip_reason, message_id=delivery.message_id,
+        language=delivery.language, created_at=delivery.created_at,
+        sent_at=delivery.sent_at, updated_at=delivery.updated_at,
+    ).model_dump(mode="json")
+
+
+def delivery_page_json(page: Page[Delivery]) -> dict[str, Any]:
+    """The JSON of a page of deliveries."""
+    return {"items": [delivery_json(d) for d in page.items], "total": page.total,
+            "limit": page.limit, "offset": page.offset}
+
+
+class StatsQuery(_Input):
+    """Query string of ``GET /notifications/stats``."""
+
+    days: int = Field(30, ge=1, le=366, description="how many days back")
+
+
+class DeliveryCountsOut(_Output):
+    """Deliveries by status."""
+
+    sent: int
+    failed: int
+    skipped: int
+    queued: int
+    total: int
+
+
+class CampaignCountsOut(DeliveryCountsOut):
+    """Deliveries of one campaign by status; ``name`` is null when it was deleted."""
+
+    campaign_id: str
+    name: str | None
+
+
+class StatsOut(_Output):
+    """Deliveries created in ``[since, until)``: overall and per campaign (most first)."""
+
+    since: UtcDateTime
+    until: UtcDateTime
+    overall: DeliveryCountsOut
+    campaigns: list[CampaignCountsOut]
+
+
+def _counts(counts: DeliveryCounts) -> dict[str, int]:
+    return {**{s.value: counts.by_status.get(s.value, 0) for s in DeliveryStatus},
+            "total": counts.total}
+
+
+def stats_json(stats: CampaignStats) -> dict[str, Any]:
+    """The JSON of :class:`~notibot.application.services.campaigns.CampaignStats`."""
+    return StatsOut(
+        since=stats.since, until=stats.until,
+        overall=DeliveryCountsOut(**_counts(stats.overall)),
+        campaigns=[CampaignCountsOut(campaign_id=c.campaign_id, name=c.name,
+                                     **_counts(c.counts)) for c in stats.campaigns],
     ).model_dump(mode="json")
 
 
