@@ -119,37 +119,53 @@ def _mongo(name: str) -> Any:
     return build
 
 
-# Campaign sending. Placeholders until the email settings exist: the outbox (.eml files) in
-# the system's temporary folder (its adapter imported when first used), and no rate limit.
+# Campaign sending: the email sender (NOTIBOT_EMAIL) and the rate limiter
+# (NOTIBOT_EMAIL_RATE), their adapters imported when first used.
 
 
-def _outbox_email_sender() -> EmailSender:
-    import tempfile
-    from pathlib import Path
-
+def _outbox_email_sender(settings: Settings) -> EmailSender:
     from notibot.adapters.outbox import OutboxEmailSender
 
-    return OutboxEmailSender(Path(tempfile.gettempdir()) / "notibot-outbox",
-                             "notibot@localhost")
+    return OutboxEmailSender(settings.resolved_outbox_dir, settings.email_from)
+
+
+def _smtp_email_sender(settings: Settings) -> EmailSender:
+    from notibot.adapters.smtp import SmtpEmailSender
+
+    if not settings.smtp_host:
+        raise ValueError("NOTIBOT_EMAIL=smtp needs NOTIBOT_SMTP_HOST")
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return SmtpEmailSender(settings.smtp_host, settings.smtp_port,
+                           username=settings.smtp_username, password=password,
+                           tls=settings.smtp_tls, from_address=settings.email_from)
 
 
 class _Unlimited(RateLimiter):
-    """Placeholder RateLimiter: no limit. (``notibot.adapters.ratelimit`` imports the Redis
-    client when loaded, which the embedded default must not do.)"""
+    """No limit (NOTIBOT_EMAIL_RATE unset)."""
 
     async def acquire(self, key: str) -> None:
         return None
 
 
-def _public_url(host: str, port: int) -> str:
-    """The base URL of unsubscribe links: where `notibot serve` listens."""
-    return f"http://{host}:{port}"
+def _rate_limiter(settings: Settings, redis: Any) -> RateLimiter:
+    """No limit; a limit in this process (inline queue); or one limit held in Redis by every
+    worker (NOTIBOT_QUEUE=dramatiq). ``redis`` is a provider, called only when needed."""
+    if settings.email_rate is None:
+        return _Unlimited()
+    if settings.queue == "dramatiq":
+        from notibot.adapters.ratelimit import RedisRateLimiter
+
+        return RedisRateLimiter(redis(), settings.email_rate)
+    from notibot.adapters.ratelimit import MemoryRateLimiter
+
+    return MemoryRateLimiter(settings.email_rate)
 
 
 def _uses_redis_url(settings: Settings) -> bool:
-    """True when the configuration talks to NOTIBOT_REDIS_URL (today: the Dramatiq broker when
-    NOTIBOT_BROKER_URL is unset)."""
-    return settings.queue == "dramatiq" and settings.broker_url is None
+    """True when the configuration talks to NOTIBOT_REDIS_URL: the Dramatiq broker when
+    NOTIBOT_BROKER_URL is unset, or the email rate limit shared by the workers."""
+    return settings.queue == "dramatiq" and (
+        settings.broker_url is None or settings.email_rate is not None)
 
 
 def _service_health_checks(settings: Settings, redis: Any, broker: Any) -> list[HealthCheck]:
@@ -165,6 +181,15 @@ def _service_health_checks(settings: Settings, redis: Any, broker: Any) -> list[
 
         checks.append(BrokerHealthCheck(broker(), settings.resolved_broker_url))
     return checks
+
+
+def _email_health_checks(settings: Settings, sender: Any) -> list[HealthCheck]:
+    """The SMTP server's readiness when NOTIBOT_EMAIL=smtp (``sender`` is a provider)."""
+    if settings.email != "smtp":
+        return []
+    from notibot.adapters.smtp import SmtpHealthCheck
+
+    return [SmtpHealthCheck(sender())]
 
 
 def _concat(*lists: list[HealthCheck]) -> list[HealthCheck]:
@@ -237,8 +262,11 @@ class Container(containers.DeclarativeContainer):
         settings.provided.store, memory=providers.Singleton(MemoryIdempotencyStore),
         mongo=providers.Singleton(_mongo("MongoIdempotencyStore"), mongo_database))
     template_renderer = providers.Singleton(Jinja2TemplateRenderer)
-    email_sender = providers.Singleton(_outbox_email_sender)
-    rate_limiter = providers.Singleton(_Unlimited)
+    email_sender = providers.Selector(
+        settings.provided.email,
+        outbox=providers.Singleton(_outbox_email_sender, settings),
+        smtp=providers.Singleton(_smtp_email_sender, settings))
+    rate_limiter = providers.Singleton(_rate_limiter, settings, redis=redis_connection.provider)
     #: batch size, concurrency, retries of a send; tests override it (``SendPolicy(...)``)
     campaign_send_policy = providers.Object(SendPolicy())
     campaign_send_handler = providers.Singleton(
@@ -246,8 +274,7 @@ class Container(containers.DeclarativeContainer):
         deliveries=delivery_repository, conversations=conversation_repository,
         idempotency=idempotency_store, renderer=template_renderer, email=email_sender,
         rate_limiter=rate_limiter, ids=ids, clock=clock, policy=campaign_send_policy,
-        unsubscribe_base_url=providers.Callable(
-            _public_url, settings.provided.host, settings.provided.port))
+        unsubscribe_base_url=settings.provided.resolved_public_url)
 
     #: job kind -> handler (JobHandler); tests add kinds with ``job_handlers.add_kwargs``.
     job_handlers = providers.Dict({
@@ -275,8 +302,11 @@ class Container(containers.DeclarativeContainer):
     job_service = providers.Singleton(
         JobService, jobs=job_repository, queue=job_queue, ids=ids, clock=clock,
         kinds=job_handlers.provided.keys.call())
+    email_health_checks = providers.Singleton(
+        _email_health_checks, settings=settings, sender=email_sender.provider)
     health_service = providers.Singleton(
-        HealthService, checks=providers.Callable(_concat, health_checks, service_health_checks))
+        HealthService, checks=providers.Callable(
+            _concat, health_checks, service_health_checks, email_health_checks))
     import_service = providers.Singleton(
         CustomerImportService, jobs=job_service, job_repository=job_repository,
         uploads=upload_store, reader=customer_file_reader,
@@ -440,6 +470,7 @@ class Notibot:
         if not self._started:
             return
         await self.container.job_queue().close()
+        await self.container.email_sender().close()
         if _uses_redis_url(self.settings):
             await self.container.redis_connection().aclose()
         if self.settings.store == "mongo":

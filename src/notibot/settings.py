@@ -5,6 +5,7 @@ Every name here is documented in README.md; operators and tests rely on them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -45,6 +46,26 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         None, repr=False, description=(
             "Dramatiq broker: redis://, rediss:// or amqp:// URL; unset uses NOTIBOT_REDIS_URL"))
+
+    data_dir: Path = Field(Path("notibot-data"), description=(
+        "local files of the embedded default (the email outbox, ...)"))
+    email: Literal["outbox", "smtp"] = Field(
+        "outbox", description="how email leaves: outbox (.eml files in a folder) or smtp")
+    outbox_dir: Path | None = Field(
+        None, description="outbox folder; unset: <NOTIBOT_DATA_DIR>/outbox")
+    smtp_host: str | None = Field(None, description="SMTP server, required with NOTIBOT_EMAIL=smtp")
+    smtp_port: int | None = Field(None, ge=1, le=65535, description=(
+        "SMTP port; unset: 25 (none), 587 (starttls) or 465 (ssl)"))
+    smtp_username: str | None = Field(None, description="SMTP user (AUTH), if the server asks")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password")
+    smtp_tls: Literal["none", "starttls", "ssl"] = Field(
+        "starttls", description="SMTP transport security: none, starttls or ssl (implicit TLS)")
+    email_from: str = Field("notibot@localhost", description="From address of campaign emails")
+    email_rate: float | None = Field(None, gt=0, description=(
+        "email messages per second at most, across every worker (Redis with dramatiq); "
+        "unset: no limit"))
+    public_url: str | None = Field(None, description=(
+        "base URL of links in emails (unsubscribe); unset: http://NOTIBOT_HOST:NOTIBOT_PORT"))
 
     jwt_secret: SecretStr | None = Field(
         None, description="HS256 key, at least 32 bytes; random on the embedded default only")
@@ -92,6 +113,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.email == "smtp" and not self.smtp_host:
+            raise ValueError("NOTIBOT_EMAIL=smtp needs NOTIBOT_SMTP_HOST")
         if self.store == "mongo":
             if not self.mongodb_url:
                 raise ValueError("NOTIBOT_STORE=mongo needs NOTIBOT_MONGODB_URL, e.g. "
@@ -114,6 +137,16 @@ class Settings(BaseSettings):
             raise ValueError("set both NOTIBOT_ADMIN_USERNAME and NOTIBOT_ADMIN_PASSWORD, "
                              "or neither")
         return self
+
+    @property
+    def resolved_outbox_dir(self) -> Path:
+        """NOTIBOT_OUTBOX_DIR, else ``<NOTIBOT_DATA_DIR>/outbox``."""
+        return self.outbox_dir or self.data_dir / "outbox"
+
+    @property
+    def resolved_public_url(self) -> str:
+        """NOTIBOT_PUBLIC_URL without a trailing slash, else where `notibot serve` listens."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def resolved_broker_url(self) -> str:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from notibot.adapters.security import Argon2PasswordHasher
-from notibot.application.ports import Clock, IdGenerator
+from notibot.application.ports import Clock, EmailMessage, EmailSender, IdGenerator
 from notibot.application.services.jobs import JobContext, JobHandler
 from notibot.container import Notibot, build_container
 from notibot.settings import Settings
@@ -53,6 +53,26 @@ class SequentialIdGenerator(IdGenerator):
 
     async def new_id(self) -> str:
         return f"{self._prefix}{next(self._counter)}"
+
+
+class RecordingEmailSender(EmailSender):
+    """An EmailSender that keeps every message in :attr:`sent` (in order) instead of sending
+    it; Message-IDs are ``<n@notibot.test>`` unless the message brings its own."""
+
+    def __init__(self) -> None:
+        self.sent: list[EmailMessage] = []
+
+    async def send(self, message: EmailMessage) -> str:
+        message_id = message.message_id or f"<{len(self.sent) + 1}@notibot.test>"
+        self.sent.append(message)
+        return message_id
+
+    async def close(self) -> None:
+        return None
+
+    def to(self, address: str) -> list[EmailMessage]:
+        """The messages sent to ``address``."""
+        return [m for m in self.sent if m.to == address]
 
 
 def fast_password_hasher() -> Argon2PasswordHasher:
@@ -89,13 +109,16 @@ def memory_notibot(
         job_handlers: extra job kinds -> handler, beside the built-in ones (default:
             ``{"test": batched_job()}``).
         settings: extra settings fields (``{"allow_signup": True}``); env vars are ignored.
-        overrides: provider name -> object (``clock=FakeClock()``).
+        overrides: provider name -> object (``clock=FakeClock()``). Emails go to a
+            :class:`RecordingEmailSender` (``app.container.email_sender().sent``) unless
+            ``email_sender=`` says otherwise.
     """
     values: dict[str, Any] = {"jwt_secret": TEST_JWT_SECRET, **(settings or {})}
     if admin is not None:
         values.update(admin_username=admin[0], admin_password=admin[1])
     resolved = IsolatedSettings(**values)
     overrides.setdefault("password_hasher", fast_password_hasher())
+    overrides.setdefault("email_sender", RecordingEmailSender())
     container = build_container(resolved, **overrides)
     container.job_handlers.add_kwargs(**(job_handlers or {"test": batched_job()}))
     return Notibot(container)
