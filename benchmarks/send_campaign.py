@@ -3,12 +3,13 @@
 Measures in one run, against one local SMTP sink (aiosmtpd in a child process started by
 this script; it answers every command and discards the messages):
 
-  (a) notibot's send: for now the :class:`~notibot.adapters.smtp.SmtpEmailSender` with its
-      connection pool, handed all the messages concurrently in batches (``--batch`` at a
-      time), as the campaign send job will hand them over. The campaign send job does not
-      exist yet: when it does, replace :func:`send_with_notibot` by a run of that job end to
-      end (audience paging, deliveries, rendering, sending, bookkeeping) on the in-memory
-      store; the rest of the script stays as it is;
+  (a) notibot's campaign send job end to end, on the in-memory store: ``--messages``
+      customers and a campaign (Vietnamese subject and bodies, HTML, List-Unsubscribe) are set
+      up first, untimed; then the timed part: submit a send to all customers and wait for the
+      job to succeed: audience paging, one Delivery per customer, template rendering per
+      customer, sending through the :class:`~notibot.adapters.smtp.SmtpEmailSender` pool,
+      delivery bookkeeping and a notification message appended to every customer's
+      conversation, progress reports after every batch (``--batch`` recipients);
   (b) a bare aiosmtplib loop over ONE reused connection, one message after the other: the
       floor for one connection;
   (c) a naive loop opening a new connection per message (connect, greeting, EHLO, MAIL, RCPT,
@@ -111,18 +112,50 @@ def render(message):  # the same MIME building for every phase
 # -- the phases -------------------------------------------------------------------------------
 
 
-async def send_with_notibot(port: int, messages: list, *, pool_size: int, batch: int) -> None:
-    """(a) notibot's send. Today: the pooled SmtpEmailSender, ``batch`` messages at a time.
-    Switch this function to the campaign send job end to end once it exists."""
+async def send_with_notibot(port: int, count: int, *, pool_size: int, batch: int) -> float:
+    """(a) notibot's campaign send job end to end; returns the seconds from submit to the job's
+    success (the set-up of customers and campaign is not timed)."""
+    from datetime import UTC, datetime
+
     from notibot.adapters.smtp import SmtpEmailSender
+    from notibot.application.services.campaigns import Audience, SendPolicy
+    from notibot.domain import Customer
+    from notibot.testing import memory_notibot
 
     sender = SmtpEmailSender(HOST, port, tls="none", from_address=FROM, pool_size=pool_size,
                              local_hostname=EHLO_NAME)
+    app = memory_notibot(email_sender=sender, campaign_send_policy=SendPolicy(
+        batch_size=batch, concurrency=pool_size))
+    await app.start(ensure_admin=False)
     try:
-        for start in range(0, len(messages), batch):
-            await asyncio.gather(*(sender.send(m) for m in messages[start:start + batch]))
+        now = datetime.now(UTC)
+        customers = [Customer(id=f"c{i:06d}", full_name=f"Khách hàng {i}",
+                              email=f"customer{i:06d}@example.vn", language="vi",
+                              created_at=now, updated_at=now) for i in range(count)]
+        await app.container.customer_repository().bulk_upsert(customers, [])
+        campaign = await app.campaigns.create({
+            "name": "Ưu đãi tháng 12", "channel": "email",
+            "subject": "Ưu đãi tháng 12 dành cho {{ customer.full_name }}",
+            "text_body": ("Xin chào {{ customer.full_name }},\n\nCửa hàng An gửi bạn mã giảm "
+                          "giá {{ data.code }} cho đơn hàng tiếp theo. Ưu đãi có hiệu lực đến "
+                          "hết ngày 31/12.\n\nTrân trọng.\n{{ unsubscribe_url }}"),
+            "html_body": ("<p>Xin chào <b>{{ customer.full_name }}</b>,</p><p>Cửa hàng An gửi "
+                          "bạn mã giảm giá <b>{{ data.code }}</b>. Ưu đãi có hiệu lực đến hết "
+                          "ngày 31/12.</p>"),
+            "default_data": {"code": "GIAM30"},
+        })
+        started = time.perf_counter()
+        job = await app.campaign_sender.submit(campaign.id, Audience.of("all"))
+        await app.container.job_queue().join()
+        seconds = time.perf_counter() - started
+        job = await app.jobs.get(job.id)
+        sent = job.counters.get("sent", 0)
+        if job.status.value != "succeeded" or sent != count:
+            raise SystemExit(f"the send job did not send everything: {job.status.value}, "
+                             f"counters {job.counters}, {job.failure_reason}")
+        return seconds
     finally:
-        await sender.close()
+        await app.stop()
 
 
 async def send_over_one_connection(port: int, messages: list) -> None:
@@ -157,15 +190,17 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(name: str, run: Callable[[int], Awaitable[None]], count: int) -> float:
+def measure(name: str, run: Callable[[int], Awaitable[float | None]], count: int) -> float:
     """Run one phase against a sink of its own; print wall time, msg/s and the CPU time per
     message of this process and of the sink (its start-up included: about 0.3 s)."""
     sink_cpu = children_cpu()
     with sink_process() as port:
         cpu = time.process_time()
         started = time.perf_counter()
-        asyncio.run(run(port))
+        timed = asyncio.run(run(port))
         seconds = time.perf_counter() - started
+        if isinstance(timed, float):  # the phase timed its own part (set-up excluded)
+            seconds = timed
         cpu = time.process_time() - cpu
     sink_cpu = children_cpu() - sink_cpu
     print(f"{name:<46} {seconds:7.2f} s {count / seconds:7.0f} msg/s   cpu/msg: sender "
@@ -190,8 +225,8 @@ def main() -> None:
     print(f"{count} messages; SMTP sink: aiosmtpd in a child process, a new one per phase; "
           f"pool size {args.pool_size}, batches of {args.batch}; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} at start")
-    a = measure(f"(a) notibot: SmtpEmailSender, pool of {args.pool_size}",
-                lambda port: send_with_notibot(port, messages, pool_size=args.pool_size,
+    a = measure(f"(a) notibot: campaign send job, pool of {args.pool_size}",
+                lambda port: send_with_notibot(port, count, pool_size=args.pool_size,
                                                batch=args.batch), count)
     b = measure("(b) bare aiosmtplib, one reused connection",
                 lambda port: send_over_one_connection(port, messages), count)
