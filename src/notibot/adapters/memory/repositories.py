@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import itertools
+import operator
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -114,43 +116,30 @@ class MemoryCustomerRepository(CustomerRepository):
                                       c.id))
             return _page(found, limit, offset)
 
-    def _find_many(self, index: dict[str, str], keys: Sequence[str]) -> dict[str, Customer]:
+    def _find_many(self, index: dict[str, str], keys: Iterable[str]) -> dict[str, Customer]:
         with self._lock:
-            found = {}
-            for key in keys:
-                cid = index.get(key)
-                if cid is not None:
-                    found[key] = copy.deepcopy(self._by_id[cid])
-            return found
+            by_id = self._by_id
+            # one index look-up per key, in C (the index is large, the result small)
+            return {key: copy.deepcopy(by_id[index[key]]) for key in index.keys() & keys}
 
     async def find_by_emails(self, emails: Sequence[str]) -> dict[str, Customer]:
-        return self._find_many(self._by_email, emails)
+        keys = list(filter(None, emails))
+        joined = "\n".join(keys)
+        if joined.lower() != joined:  # one check for the whole list: usually lower-case
+            keys = list(map(str.lower, keys))
+        return self._find_many(self._by_email, keys)
 
     async def find_by_phones(self, phones: Sequence[str]) -> dict[str, Customer]:
-        return self._find_many(self._by_phone, phones)
+        return self._find_many(self._by_phone, filter(None, phones))
 
     async def bulk_upsert(
         self, creates: Sequence[Customer], updates: Sequence[Customer]
     ) -> BulkWriteResult:
         rejected: dict[str, str] = {}
         created = updated = 0
-        by_id, by_email, by_phone = self._by_id, self._by_email, self._by_phone
+        by_id = self._by_id
         with self._lock:
-            for customer in creates:
-                cid, email, phone = customer.id, customer.email, customer.phone
-                if cid in by_id:
-                    rejected[cid] = f"customer id {cid} exists"
-                elif email and email in by_email:
-                    rejected[cid] = f"email {email} belongs to customer {by_email[email]}"
-                elif phone and phone in by_phone:
-                    rejected[cid] = f"phone {phone} belongs to customer {by_phone[phone]}"
-                else:
-                    by_id[cid] = customer
-                    if email:
-                        by_email[email] = cid
-                    if phone:
-                        by_phone[phone] = cid
-                    created += 1
+            created = self._insert_all(creates, rejected)
             for customer in updates:
                 old = by_id.get(customer.id)
                 if old is None:
@@ -167,9 +156,82 @@ class MemoryCustomerRepository(CustomerRepository):
                 updated += 1
         return BulkWriteResult(created=created, updated=updated, rejected=rejected)
 
+    def _insert_all(self, creates: Sequence[Customer], rejected: dict[str, str]) -> int:
+        """Insert ``creates`` in order; one whose id, email or phone is taken (stored, or by
+        an earlier create) is left out and reported in ``rejected``. Returns how many went in.
+
+        Each index gets one ``setdefault`` per create, mapped in C: it inserts the value
+        unless the key is taken. When the ids were all new (the usual case: fresh random
+        ids), creates whose email and phone were free too are in; the few others are taken
+        back out and decided one by one, in order, which gives the same outcome because no
+        other create shares a value with them. A taken id sends the whole batch through the
+        one-by-one rule.
+        """
+        by_id, by_email, by_phone = self._by_id, self._by_email, self._by_phone
+        before = len(by_id)
+        ids = list(map(_ID, creates))
+        clash = any(map(operator.is_not, map(by_id.setdefault, ids, creates), creates))
+        if clash or len(by_id) - before != len(creates):
+            for cid in list(itertools.islice(reversed(by_id.keys()), len(by_id) - before)):
+                del by_id[cid]  # the last keys are the ones just inserted
+            return self._insert_each(creates, range(len(creates)), rejected)
+        rows = range(len(creates))
+        suspects: set[int] = set()
+        for index, values in ((by_email, list(map(_EMAIL, creates))),
+                              (by_phone, list(map(_PHONE, creates)))):
+            keyed: Sequence[int] = rows
+            keys, owners = values, ids
+            if not all(values):  # only the creates with a value
+                keyed = list(itertools.compress(rows, values))
+                keys = list(itertools.compress(values, values))
+                owners = list(itertools.compress(ids, values))
+            found = map(index.setdefault, keys, owners)
+            suspects.update(itertools.compress(keyed, map(operator.is_not, found, owners)))
+        if not suspects:
+            return len(creates)
+        order = sorted(suspects)
+        for i in order:  # take back what the suspects wrote (their ids are new and unique)
+            customer = creates[i]
+            cid, email, phone = customer.id, customer.email, customer.phone
+            del by_id[cid]
+            if email and by_email.get(email) is cid:
+                del by_email[email]
+            if phone and by_phone.get(phone) is cid:
+                del by_phone[phone]
+        return len(creates) - len(order) + self._insert_each(creates, order, rejected)
+
+    def _insert_each(self, creates: Sequence[Customer], order: Iterable[int],
+                     rejected: dict[str, str]) -> int:
+        """Insert ``creates[i]`` for ``i`` in ``order``, one by one, checking id, email and
+        phone; returns how many went in."""
+        by_id, by_email, by_phone = self._by_id, self._by_email, self._by_phone
+        created = 0
+        for i in order:
+            customer = creates[i]
+            cid, email, phone = customer.id, customer.email, customer.phone
+            if cid in by_id:
+                rejected[cid] = f"customer id {cid} exists"
+            elif email and email in by_email:
+                rejected[cid] = f"email {email} belongs to customer {by_email[email]}"
+            elif phone and phone in by_phone:
+                rejected[cid] = f"phone {phone} belongs to customer {by_phone[phone]}"
+            else:
+                by_id[cid] = customer
+                if email:
+                    by_email[email] = cid
+                if phone:
+                    by_phone[phone] = cid
+                created += 1
+        return created
+
     async def count(self) -> int:
         with self._lock:
             return len(self._by_id)
+
+
+_ID = operator.attrgetter("id")
+_EMAIL = operator.attrgetter("email")
+_PHONE = operator.attrgetter("phone")
 
 
 def _customer_matcher(f: CustomerFilter) -> Callable[[Customer], bool]:

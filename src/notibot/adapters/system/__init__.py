@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 
 from notibot.application.ports import Clock, IdGenerator
 
-#: Hex digit -> the same digit with the two top bits set to the RFC 9562 variant 10.
-_VARIANT = {f"{n:x}": f"{8 | (n & 3):x}" for n in range(16)}
+#: Byte -> the same byte with its top four bits set to the UUID version (4), and with its two
+#: top bits set to the RFC 9562 variant (10).
+_VERSION = bytes((b & 0x0F) | 0x40 for b in range(256))
+_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
 
 
 class SystemClock(Clock):
@@ -27,15 +29,15 @@ class UuidIdGenerator(IdGenerator):
 
     async def new_ids(self, count: int) -> list[str]:
         """Same format as :meth:`new_id` (version 4, RFC 9562 variant bits), built from one
-        ``os.urandom`` call: a million ids in a fraction of a second."""
-        digits = os.urandom(16 * count).hex()
-        variant = _VARIANT
-        # hex digit 12 is the version (4); digit 16 carries the variant bits (10xx)
-        return [
-            f"{digits[i:i + 12]}4{digits[i + 13:i + 16]}{variant[digits[i + 16]]}"
-            f"{digits[i + 17:i + 32]}"
-            for i in range(0, 32 * count, 32)
-        ]
+        ``os.urandom`` call without a Python step per id: the version and variant bits are
+        set on every 16th byte at once (``bytes.translate`` on an extended slice), and the
+        hex text is split into ids at a separator ``bytes.hex`` puts after every 16 bytes."""
+        if count <= 0:
+            return []
+        raw = bytearray(os.urandom(16 * count))
+        raw[6::16] = raw[6::16].translate(_VERSION)  # byte 6: version in the high nibble
+        raw[8::16] = raw[8::16].translate(_VARIANT)  # byte 8: variant in the two top bits
+        return raw.hex(" ", 16).split(" ")
 
 
 __all__ = ["SystemClock", "UuidIdGenerator"]

@@ -9,13 +9,15 @@ also where a cancel takes effect.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import gc
 import io
 import itertools
 import operator
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -267,8 +269,7 @@ class CustomerImporter:
         try:
             ctx.job.counters.setdefault("total_rows", ctx.job.total or 0)
             async for batch in self._reader.batches(file, options):
-                with _gc_paused():
-                    tally = await self._import_batch(batch, state)
+                tally = await self._import_batch(batch, state)
                 rows += batch.rows
                 await ctx.report(processed=batch.rows, created=tally.created,
                                  updated=tally.updated, skipped=tally.skipped,
@@ -292,13 +293,15 @@ class CustomerImporter:
         fresh = self._dedupe_in_file(batch, state, tally)
         if not fresh:
             return tally
-        emails, phones = batch.columns["email"], batch.columns["phone"]
-        wanted_emails = [emails[i] for i in fresh if emails[i]]
-        wanted_phones = [phones[i] for i in fresh if phones[i]]
+        # every row's values, duplicates' too (no Python step to leave them out): _match
+        # only looks at the fresh rows
+        wanted_emails = list(filter(None, batch.columns["email"]))
+        wanted_phones = list(filter(None, batch.columns["phone"]))
         by_email = await self._customers.find_by_emails(wanted_emails) if wanted_emails else {}
         by_phone = await self._customers.find_by_phones(wanted_phones) if wanted_phones else {}
+        updates: list[tuple[int, Customer]] = []
         if not by_email and not by_phone:
-            new, updates = fresh, []  # nothing stored matches: every row is a new customer
+            new = fresh  # nothing stored matches: every row is a new customer
         else:
             new, updates = self._match(batch, fresh, by_email, by_phone, state, tally)
         if state.mode is ImportMode.DRY_RUN:
@@ -316,9 +319,17 @@ class CustomerImporter:
         """Split rows into new customers and updates of stored ones (email first, then
         phone); rows whose email and phone point at two customers fail as conflicts."""
         lines, emails, phones = batch.lines, batch.columns["email"], batch.columns["phone"]
-        new: list[int] = []
+        size = len(lines)
+        # rows whose email and phone both match nothing are new customers; only the others
+        # go through the rules below, in file order
+        none = itertools.repeat(None)
+        hits = set(itertools.compress(fresh, map(
+            operator.is_not, map(by_email.get, _pick(emails, fresh, size)), none)))
+        hits.update(itertools.compress(fresh, map(
+            operator.is_not, map(by_phone.get, _pick(phones, fresh, size)), none)))
+        new = [i for i in fresh if i not in hits]
         updates: list[tuple[int, Customer]] = []
-        for i in fresh:
+        for i in sorted(hits):
             email, phone = emails[i], phones[i]
             match = by_email.get(email) if email else None
             owner = by_phone.get(phone) if phone else None
@@ -330,8 +341,7 @@ class CustomerImporter:
                     batch, i, "conflict", f"email {email} belongs to customer {match.id} "
                     f"but phone {phone} belongs to customer {owner.id}"))
                 continue
-            if match is None:
-                new.append(i)
+            if match is None:  # not reached: every hit matched a stored customer
                 continue
             first = state.matched_lines.get(match.id)
             if first is not None:
@@ -350,16 +360,46 @@ class CustomerImporter:
     @staticmethod
     def _dedupe_in_file(batch: CustomerBatch, state: _ImportState, tally: _Tally) -> list[int]:
         """Indexes of the rows that are not duplicates of an earlier row: same email, or else
-        same phone, as an earlier row makes a row its duplicate (skipped, reported)."""
+        same phone, as an earlier row makes a row its duplicate (skipped, reported).
+
+        Whole columns first, without a Python step per row: ``setdefault`` mapped over a
+        column records each value's first line in one dictionary operation, and a row whose
+        email and phone were both new is not a duplicate. The few other rows (suspects) are
+        taken back out of the record and decided one by one, in file order, by the rule
+        above; no other row shares a value with a suspect, so the outcome is the rule's, row
+        by row.
+        """
+        lines = batch.lines
+        emails, phones = batch.columns["email"], batch.columns["phone"]
+        rows = range(len(lines))
+        suspects: set[int] = set()
+        for values, seen in ((emails, state.email_lines), (phones, state.phone_lines)):
+            keyed: range | list[int] = rows
+            keys, own = values, lines
+            if not all(values):  # only the rows with a value
+                keyed = list(itertools.compress(rows, values))
+                keys = list(itertools.compress(values, values))
+                own = list(itertools.compress(lines, values))
+            firsts = map(seen.setdefault, keys, own)
+            suspects.update(itertools.compress(keyed, map(operator.ne, firsts, own)))
+        if not suspects:
+            return list(rows)
+        order = sorted(suspects)
         email_lines, phone_lines = state.email_lines, state.phone_lines
-        fresh = []
-        for i, (line, email, phone) in enumerate(
-            zip(batch.lines, batch.columns["email"], batch.columns["phone"], strict=True)
-        ):
+        for i in order:  # forget what the suspects recorded
+            line, email, phone = lines[i], emails[i], phones[i]
+            if email and email_lines.get(email) == line:
+                del email_lines[email]
+            if phone and phone_lines.get(phone) == line:
+                del phone_lines[phone]
+        duplicates: set[int] = set()
+        for i in order:
+            line, email, phone = lines[i], emails[i], phones[i]
             first = email_lines.get(email) if email else None
             if first is None and phone:
                 first = phone_lines.get(phone)
             if first is not None:
+                duplicates.add(i)
                 tally.skipped += 1
                 tally.errors.append(_row_error(batch, i, "duplicate_in_file",
                                                f"duplicate of line {first}"))
@@ -368,8 +408,7 @@ class CustomerImporter:
                 email_lines[email] = line
             if phone:
                 phone_lines[phone] = line
-            fresh.append(i)
-        return fresh
+        return list(itertools.filterfalse(duplicates.__contains__, rows))
 
     async def _write(
         self, batch: CustomerBatch, new: list[int], updates: list[tuple[int, Customer]],
@@ -377,20 +416,32 @@ class CustomerImporter:
     ) -> None:
         now = await self._clock.now()
         ids = await self._ids.new_ids(len(new))
-        cols = batch.columns
-        if len(new) == len(batch.lines):
-            picked = [cols[name] for name in CUSTOMER_FILE_FIELDS]
-        else:
-            take = operator.itemgetter(*new) if len(new) > 1 else (lambda c: (c[new[0]],))
-            picked = [list(take(cols[name])) if new else [] for name in CUSTOMER_FILE_FIELDS]
-        *fields, tags, attributes = picked
-        creates = list(map(
-            Customer, ids, *fields,
-            [t if t is not None else [] for t in tags],
-            [a if a is not None else {} for a in attributes],
-            itertools.repeat(True), itertools.repeat(now), itertools.repeat(now)))
-        del ids, picked, fields, tags, attributes
-        merged = [match.merged_with(batch.row(i), now=now) for i, match in updates]
+        size = len(batch.lines)
+        row_ids: Sequence[str | None] = ids
+        if len(new) < size:
+            # every row's customer is built from the whole columns and the new ones are kept:
+            # one pass over the customers instead of picking rows out of every column
+            scattered: list[str | None] = [None] * size
+            collections.deque(map(scattered.__setitem__, new, ids), maxlen=0)
+            row_ids = scattered
+        *fields, tags, attributes = [batch.columns[name] for name in CUSTOMER_FILE_FIELDS]
+        # Customers without tags or attributes share one empty list and dict (fewer objects
+        # to allocate and for the collector to trace), as rows with equal tags may share one
+        # list: the repository owns the objects and replaces a stored customer, it never
+        # changes one in place.
+        no_tags: list[str] = []
+        no_attributes: dict[str, Any] = {}
+        with _gc_paused():  # the batch's surviving objects are built here
+            built = map(
+                Customer, row_ids, *fields,
+                [t if t is not None else no_tags for t in tags],
+                itertools.repeat(no_attributes) if attributes.count(None) == size
+                else [a if a is not None else no_attributes for a in attributes],
+                itertools.repeat(True), itertools.repeat(now), itertools.repeat(now))
+            creates = list(built if len(new) == size else itertools.compress(
+                built, map(operator.is_not, row_ids, itertools.repeat(None))))
+            merged = [match.merged_with(batch.row(i), now=now) for i, match in updates]
+        del ids, row_ids, built, fields, tags, attributes
         result = await self._customers.bulk_upsert(creates, merged)
         tally.created += result.created
         tally.updated += result.updated
@@ -401,23 +452,51 @@ class CustomerImporter:
                 tally.failed += 1
                 tally.errors.append(_row_error(batch, rows[cid], "conflict", reason))
 
+
+def _pick(values: list[Any], indexes: list[int], size: int) -> list[Any]:
+    """``[values[i] for i in indexes]`` without a Python loop; ``values`` itself when
+    ``indexes`` is every row (all ``size`` of them, in order)."""
+    if len(indexes) == size:
+        return values
+    if not indexes:
+        return []
+    if len(indexes) == 1:
+        return [values[indexes[0]]]
+    return list(operator.itemgetter(*indexes)(values))
+
+
+#: Overlapping _gc_paused blocks (tasks or threads) and whether the collector was on when
+#: the outermost one began.
+_gc_pause_lock = threading.Lock()
+_gc_pause_depth = 0
+_gc_was_enabled = False
+
+
 @contextlib.contextmanager
 def _gc_paused() -> Any:
-    """Pause the cyclic garbage collector while one batch builds and stores its customers.
+    """Pause the cyclic garbage collector while a batch builds its customers.
 
     A batch allocates tens of thousands of objects that all survive (they go into the
-    store); letting the collector trace them again and again costs a third of an import's
-    time. Reference counting still frees everything as usual, and the collector resumes
-    (and catches up) right after the batch, so at most one batch's worth of cyclic garbage
-    waits a fraction of a second.
+    store); with the collector on, building a million customers takes several times as long:
+    collections trace the growing heap again and again. Reference counting still frees
+    everything as usual, and the collector resumes (and catches up) right after, so the
+    pause covers synchronous code only (no await: other tasks never run with the collector
+    off). Pauses may overlap (imports in several threads): the collector resumes when the
+    last one ends, and only if it was on when the first one began.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
+    global _gc_pause_depth, _gc_was_enabled
+    with _gc_pause_lock:
+        if _gc_pause_depth == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pause_depth += 1
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        with _gc_pause_lock:
+            _gc_pause_depth -= 1
+            if _gc_pause_depth == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def _row_error(batch: CustomerBatch, index: int, code: str, message: str) -> JobError:
