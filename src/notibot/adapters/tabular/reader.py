@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import csv
+import io
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
+import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -57,6 +60,7 @@ class _FileFacts:
     header: list[str]
     physical_lines: int
     bom: bool
+    first_row_cells: int | None = None
 
 
 def _canonical(header: str) -> str:
@@ -180,8 +184,28 @@ def inspect_file(file: BinaryIO, delimiter: str | None) -> _FileFacts:
         raise InvalidInput(
             f"delimiter must be one of {', '.join(repr(d) for d in DELIMITERS)}",
             code="invalid_delimiter", details={"field": "delimiter"})
-    return _FileFacts(delimiter=delimiter, header=header_line.split(delimiter),
-                      physical_lines=lines, bom=bom)
+    records = csv.reader(io.StringIO(text.decode("utf-8", errors="ignore")),
+                         delimiter=delimiter, quotechar='"')
+    header = next(records, [])
+    first_row = next(records, None)
+    return _FileFacts(delimiter=delimiter, header=header, physical_lines=lines, bom=bom,
+                      first_row_cells=None if first_row is None else len(first_row))
+
+
+def check_first_row(facts: _FileFacts) -> None:
+    """Refuse a file whose first data row has more cells than the header: pandas would take
+    the extra cell as an index column and shift every column of the file (or, told not to,
+    silently drop the cell). Later rows of that kind are parse errors anyway.
+
+    Raises:
+        InvalidInput: ``invalid_csv`` naming line 2.
+    """
+    cells, expected = facts.first_row_cells, len(facts.header)
+    if cells is not None and cells > expected:
+        raise InvalidInput(
+            f"line 2 has {cells} cells but the header has {expected}: a "
+            f"{facts.delimiter!r} inside a cell that is not quoted? Quote such cells",
+            code="invalid_csv", details={"line": 2})
 
 
 def map_columns(header: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -189,21 +213,24 @@ def map_columns(header: list[str]) -> tuple[dict[str, str], list[str]]:
 
     Raises:
         InvalidInput: ``missing_columns`` (no full_name, or neither email nor phone) or
-            ``duplicate_columns`` (two columns mean the same field).
+            ``duplicate_columns`` (two columns mean the same field, or two unknown columns
+            have the same name: their cells would be lost).
     """
     mapping: dict[str, str] = {}
     extra: list[str] = []
     seen: dict[str, str] = {}
     for column in header:
         field = _canonical(column)
+        if field in seen:
+            meaning = field if field in FIELDS else "the same column"
+            raise InvalidInput(
+                f"columns {seen[field]!r} and {column!r} both mean {meaning}",
+                code="duplicate_columns", details={"columns": [seen[field], column]})
         if field in FIELDS:
-            if field in seen:
-                raise InvalidInput(
-                    f"columns {seen[field]!r} and {column!r} both mean {field}",
-                    code="duplicate_columns", details={"columns": [seen[field], column]})
             seen[field] = column
             mapping[column] = field
         elif column.strip():
+            seen[field] = column
             extra.append(column)
     missing = []
     if "full_name" not in seen:
@@ -229,8 +256,10 @@ class PandasCustomerFileReader(CustomerFileReader):
     """
 
     async def inspect(self, file: BinaryIO, options: CustomerFileOptions) -> CustomerFileSummary:
+        _check_region(options.default_region)
         facts = await asyncio.to_thread(inspect_file, file, options.delimiter)
         mapping, extra = map_columns(facts.header)
+        check_first_row(facts)
         return CustomerFileSummary(
             delimiter=facts.delimiter, columns=facts.header, mapping=mapping,
             extra_columns=extra, estimated_rows=max(0, facts.physical_lines - 1))
@@ -238,8 +267,10 @@ class PandasCustomerFileReader(CustomerFileReader):
     async def batches(
         self, file: BinaryIO, options: CustomerFileOptions
     ) -> AsyncIterator[CustomerBatch]:
+        _check_region(options.default_region)
         facts = await asyncio.to_thread(inspect_file, file, options.delimiter)
         mapping, extra = map_columns(facts.header)
+        check_first_row(facts)
         chunks = _read_chunks(file, facts, options.chunk_rows)
         # One chunk at a time, each read and normalised in a worker thread while the event
         # loop waits. Reading the next chunk while the caller imports this one was measured
@@ -254,6 +285,14 @@ class PandasCustomerFileReader(CustomerFileReader):
                 return
             batch, first_line = item
             yield batch
+
+
+def _check_region(region: str) -> None:
+    """Refuse a default region without phone numbering metadata (like the setting)."""
+    if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidInput(
+            f"{region!r} is not a region with phone numbering metadata (ISO 3166-1 alpha-2, "
+            "e.g. VN, US, GB)", code="invalid_region", details={"field": "default_region"})
 
 
 def _next_batch(
@@ -281,6 +320,9 @@ def _read_chunks(file: BinaryIO, facts: _FileFacts, chunk_rows: int) -> Iterator
     return pd.read_csv(
         file, sep=facts.delimiter, dtype=_TEXT, keep_default_na=False, na_filter=False,
         skip_blank_lines=False, chunksize=chunk_rows, engine="c", header=0,
+        # never take the first column as an index when the first row has a cell too many:
+        # that would shift every column of the file; such a row is a parse error instead
+        index_col=False,
         on_bad_lines="error", quotechar='"', encoding="utf-8-sig" if double_bom else None,
     )
 

@@ -170,6 +170,7 @@ class CustomerImportService:
             "upload_id": upload.id, "filename": filename, "size_bytes": upload.size,
             "mode": import_mode.value, "delimiter": summary.delimiter,
             "default_region": options.default_region, "columns": summary.columns,
+            "column_fields": summary.mapping,
         }
         try:
             job = await self._jobs.submit(JobKind.CSV_IMPORT, params, created_by=created_by,
@@ -192,31 +193,31 @@ class CustomerImportService:
 
     async def rejected_rows_csv(self, job_id: str, *, page: int = 5000) -> AsyncIterator[str]:
         """The rejected rows of import ``job_id`` as CSV text, in pieces: columns ``line``,
-        ``code``, ``message``, then the file's columns (rows rejected for invalid values carry
-        their original cells; duplicates carry their normalised fields).
+        ``code``, ``message``, then the file's own columns, so the rows can be fixed and
+        imported again. Rows rejected for an invalid value carry their original cells; rows
+        skipped as duplicates or conflicts carry their normalised values (E.164 phone,
+        lower-cased email), each under the file's column for that field.
 
         Raises:
             NotFound: ``import_not_found``.
         """
         job = await self.status(job_id)
         columns: list[str] = list(job.params.get("columns") or [])
+        column_of = {field: column for column, field in
+                     (job.params.get("column_fields") or {}).items()}
+        column_of.update({column.strip(): column for column in columns})
+        column_of.update({column: column for column in columns})
         out = io.StringIO()
         writer = csv.writer(out)
+        writer.writerow(["line", "code", "message", *columns])
         offset = 0
-        header_done = False
         while True:
             errors = await self._job_repository.list_errors(job_id, offset=offset, limit=page)
-            if not header_done:
-                for error in errors:
-                    for key in error.values or {}:
-                        if key not in columns:
-                            columns.append(key)
-                writer.writerow(["line", "code", "message", *columns])
-                header_done = True
             for error in errors:
-                values = error.values or {}
+                cells = {column_of.get(key, key): value
+                         for key, value in (error.values or {}).items()}
                 writer.writerow([error.line or "", error.code, error.message,
-                                 *(values.get(c, "") for c in columns)])
+                                 *(cells.get(c, "") for c in columns)])
             yield out.getvalue()
             out.seek(0)
             out.truncate()
@@ -500,7 +501,12 @@ def _gc_paused() -> Any:
 
 
 def _row_error(batch: CustomerBatch, index: int, code: str, message: str) -> JobError:
-    values = {name: _cell(value) for name, value in batch.row(index).items() if value}
+    """A rejected valid-looking row (duplicate, conflict) with its normalised values by field
+    name, and its unknown columns by their own (stripped) names."""
+    row = batch.row(index)
+    attributes = row.pop("attributes", None) or {}
+    values = {name: _cell(value) for name, value in row.items() if value}
+    values.update({key: str(value) for key, value in attributes.items() if value})
     return JobError(code=code, message=message, line=batch.lines[index], values=values)
 
 
