@@ -281,9 +281,11 @@ class Container(containers.DeclarativeContainer):
         JobKind.CSV_IMPORT.value: customer_importer.provided.run,
         JobKind.CAMPAIGN_SEND.value: campaign_send_handler.provided.run,
     })
+    #: job kind -> what to release when a job is cancelled before it started
+    job_discards = providers.Dict({JobKind.CSV_IMPORT.value: customer_importer.provided.discard})
     job_runner = providers.Singleton(
         JobRunner, jobs=job_repository, clock=clock, handlers=job_handlers,
-        heartbeat_interval=settings.provided.job_heartbeat_interval)
+        heartbeat_interval=settings.provided.job_heartbeat_interval, discards=job_discards)
     job_queue = providers.Selector(
         settings.provided.queue,
         inline=providers.Singleton(InlineJobQueue, executor=job_runner.provided.run,

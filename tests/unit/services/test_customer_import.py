@@ -798,3 +798,30 @@ async def test_cancel_mid_file_stops_within_one_chunk(
     customers = await stored(app)
     assert len(customers) == done.counters["created"] == processed
     assert {c.email for c in customers} == {f"c{i}@example.org" for i in range(processed)}
+
+
+async def test_an_import_cancelled_while_queued_releases_its_upload() -> None:
+    release = asyncio.Event()
+
+    async def blocker(ctx):
+        await release.wait()
+        return None
+
+    app = memory_notibot(settings={"job_concurrency": 1}, job_handlers={"block": blocker})
+    await app.start(ensure_admin=False)
+    try:
+        await app.jobs.submit("block")
+        job = await app.imports.submit(b"name,email\nAn,an@example.org\n", filename="a.csv")
+        uploads = app.container.upload_store()
+        upload_id = job.params["upload_id"]
+        (await uploads.open(upload_id)).close()  # kept while the job waits
+
+        assert (await app.jobs.cancel(job.id)).status is JobStatus.CANCELLED
+        release.set()
+        await app.container.job_queue().join()
+
+        with pytest.raises(NotFound):
+            await uploads.open(upload_id)
+        assert (await app.jobs.get(job.id)).status is JobStatus.CANCELLED
+    finally:
+        await app.stop()

@@ -250,6 +250,13 @@ class CustomerImporter:
         self._clock = clock
         self._chunk_rows = chunk_rows
 
+    async def discard(self, job: Job) -> None:
+        """Delete the uploaded file of an import cancelled before it started (the job
+        runner calls this; nothing else would ever read the file)."""
+        upload_id = job.params.get("upload_id")
+        if upload_id:
+            await self._uploads.delete(upload_id)
+
     async def run(self, ctx: JobContext) -> dict[str, Any]:
         """The csv_import job handler: import the uploaded file batch by batch.
 

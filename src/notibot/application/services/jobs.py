@@ -91,6 +91,8 @@ class JobContext:
 
 #: A job kind's code: takes the context, returns a JSON-serialisable result summary or None.
 JobHandler = Callable[[JobContext], Awaitable[dict[str, Any] | None]]
+#: Releases what a job held when it is cancelled before it ever ran (idempotent).
+JobDiscard = Callable[[Job], Awaitable[None]]
 
 
 class JobRunner:
@@ -102,6 +104,8 @@ class JobRunner:
     Parameters:
         handlers: job kind -> handler.
         heartbeat_interval: seconds between heartbeats while a job runs.
+        discards: job kind -> what to release for a job cancelled before it ever started
+            (an import's uploaded file); called when the queue hands such a job over.
     """
 
     def __init__(
@@ -110,11 +114,13 @@ class JobRunner:
         clock: Clock,
         handlers: Mapping[str, JobHandler],
         heartbeat_interval: float = 10.0,
+        discards: Mapping[str, JobDiscard] | None = None,
     ) -> None:
         self._jobs = jobs
         self._clock = clock
         self._handlers = handlers
         self._heartbeat_interval = heartbeat_interval
+        self._discards = discards or {}
 
     async def run(self, job_id: str) -> None:
         """Run the job ``job_id`` to a final state. Never raises for the job's own failure
@@ -126,6 +132,14 @@ class JobRunner:
             return
         if job.status is not JobStatus.QUEUED:
             log.info("job %s is %s; not starting it", job_id, job.status.value)
+            discard = self._discards.get(job.kind)
+            if discard is not None and job.status is JobStatus.CANCELLED and (
+                job.started_at is None
+            ):
+                try:
+                    await discard(job)
+                except Exception:  # releasing is best effort; the job stays cancelled
+                    log.warning("could not release job %s", job_id, exc_info=True)
             return
         job.start(await self._clock.now())
         if not await self._jobs.update(job, expected_status=JobStatus.QUEUED):
