@@ -321,7 +321,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock)
     campaign_sender = providers.Singleton(
         CampaignSender, campaigns=campaign_repository, customers=customer_repository,
-        deliveries=delivery_repository, jobs=job_repository, queue=job_queue,
+        deliveries=delivery_repository, jobs=job_service,
         idempotency=idempotency_store, renderer=template_renderer, ids=ids, clock=clock)
 
 

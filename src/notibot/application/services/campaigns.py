@@ -52,13 +52,11 @@ from notibot.application.ports import (
     EmailSender,
     IdempotencyStore,
     IdGenerator,
-    JobQueue,
-    JobRepository,
     Page,
     RateLimiter,
     TemplateRenderer,
 )
-from notibot.application.services.jobs import JobContext
+from notibot.application.services.jobs import JobContext, JobService
 from notibot.application.services.paging import check_page
 from notibot.domain import (
     Campaign,
@@ -75,11 +73,9 @@ from notibot.domain import (
     Job,
     JobError,
     JobKind,
-    JobStatus,
     Message,
     MessageRole,
     NotFound,
-    NotibotError,
 )
 from notibot.domain.campaign import check_channel
 from notibot.domain.rules import normalize_language, require_text
@@ -419,9 +415,9 @@ def _fingerprint(value: Any) -> str:
 class CampaignSender:
     """Starts campaign sends (``campaign_send`` jobs) and reads their history and stats.
 
-    Sends are jobs like any other (``GET /tasks/{id}``, cancel, delete). The sender stores and
-    queues its jobs itself (as :meth:`JobService.submit` does) because with an
-    ``Idempotency-Key`` the job's id is reserved under the key before the job exists.
+    Sends are jobs like any other (``GET /tasks/{id}``, cancel, delete), submitted through
+    :meth:`JobService.submit`; with an ``Idempotency-Key`` the job's id is reserved under the
+    key first and handed to ``submit``.
     """
 
     def __init__(
@@ -429,8 +425,7 @@ class CampaignSender:
         campaigns: CampaignRepository,
         customers: CustomerRepository,
         deliveries: DeliveryRepository,
-        jobs: JobRepository,
-        queue: JobQueue,
+        jobs: JobService,
         idempotency: IdempotencyStore,
         renderer: TemplateRenderer,
         ids: IdGenerator,
@@ -440,7 +435,6 @@ class CampaignSender:
         self._customers = customers
         self._deliveries = deliveries
         self._jobs = jobs
-        self._queue = queue
         self._idempotency = idempotency
         self._renderer = renderer
         self._ids = ids
@@ -482,7 +476,8 @@ class CampaignSender:
                                details=audience.to_params())
         params = {"campaign_id": campaign.id, "campaign_name": campaign.name,
                   "audience": audience.to_params(), "data": data}
-        return await self._create_job(job_id, params, created_by, total)
+        return await self._jobs.submit(JobKind.CAMPAIGN_SEND.value, params,
+                                       created_by=created_by, total=total, job_id=job_id)
 
     async def retry_failed(self, job_id: str, *, created_by: str | None = None) -> Job:
         """Queue a job that re-sends the failed deliveries of send ``job_id`` (a retry of a
@@ -516,8 +511,8 @@ class CampaignSender:
         await self._check_data(campaign, data)
         params = {"campaign_id": campaign.id, "campaign_name": campaign.name,
                   "retry_of": root, "data": data}
-        return await self._create_job(await self._ids.new_id(), params, created_by,
-                                      failed.total)
+        return await self._jobs.submit(JobKind.CAMPAIGN_SEND.value, params,
+                                       created_by=created_by, total=failed.total)
 
     async def history(self, filter: DeliveryFilter, *, limit: int | None = None,
                       offset: int | None = None) -> Page[Delivery]:
@@ -617,23 +612,6 @@ class CampaignSender:
                 continue
             return len(audience.customer_ids)
         return 0
-
-    async def _create_job(self, job_id: str, params: dict[str, Any], created_by: str | None,
-                          total: int) -> Job:
-        job = Job(id=job_id, kind=JobKind.CAMPAIGN_SEND.value,
-                  created_at=await self._clock.now(), created_by=created_by, params=params,
-                  total=total)
-        try:
-            await self._jobs.add(job)
-        except Conflict:  # a concurrent request with the same Idempotency-Key made it
-            return await self._jobs.get(job_id)
-        try:
-            await self._queue.enqueue(job)
-        except NotibotError as exc:
-            job.fail(await self._clock.now(), f"could not be queued: {exc.message}")
-            await self._jobs.update(job, expected_status=JobStatus.QUEUED)
-            raise
-        return job
 
 
 # -- the job ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from notibot.application.ports import (
 )
 from notibot.application.services.paging import check_page
 from notibot.domain import (
+    Conflict,
     InvalidInput,
     InvalidTransition,
     Job,
@@ -202,9 +203,14 @@ class JobService:
 
     async def submit(
         self, kind: str, params: dict[str, Any] | None = None, *, created_by: str | None = None,
-        total: int | None = None,
+        total: int | None = None, job_id: str | None = None,
     ) -> Job:
         """Store a queued job and hand it to the queue.
+
+        Parameters:
+            job_id: an id the caller reserved (an Idempotency-Key's job); when a job with
+                that id exists already (a concurrent repeat made it), that job is returned
+                and nothing is queued again.
 
         Raises:
             InvalidInput: ``unknown_job_kind``.
@@ -213,9 +219,15 @@ class JobService:
         if kind not in self._kinds:
             raise InvalidInput(f"unknown job kind {kind!r}", code="unknown_job_kind",
                                details={"kinds": sorted(self._kinds)})
-        job = Job(id=await self._ids.new_id(), kind=kind, created_at=await self._clock.now(),
-                  created_by=created_by, params=dict(params or {}), total=total)
-        await self._jobs.add(job)
+        job = Job(id=job_id or await self._ids.new_id(), kind=kind,
+                  created_at=await self._clock.now(), created_by=created_by,
+                  params=dict(params or {}), total=total)
+        try:
+            await self._jobs.add(job)
+        except Conflict:
+            if job_id is None:
+                raise
+            return await self._jobs.get(job_id)
         try:
             await self._queue.enqueue(job)
         except NotibotError as exc:
