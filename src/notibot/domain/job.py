@@ -190,10 +190,15 @@ class Job:
         elapsed = (now - self.started_at).total_seconds()
         return max(0.0, elapsed / progress - elapsed)
 
+    @property
+    def last_seen_at(self) -> datetime:
+        """The job's last sign of life: its last heartbeat, else its start, else its
+        creation (UTC). Stale-job searches compare this."""
+        return self.heartbeat_at or self.started_at or self.created_at
+
     def is_stale(self, now: datetime, stale_after_seconds: float) -> bool:
         """True when the job is running but its last heartbeat is older than
         ``stale_after_seconds``: the process that ran it has died."""
         if self.status is not JobStatus.RUNNING:
             return False
-        last = self.heartbeat_at or self.started_at or self.created_at
-        return (now - last).total_seconds() > stale_after_seconds
+        return (now - self.last_seen_at).total_seconds() > stale_after_seconds

@@ -385,7 +385,7 @@ class MemoryJobRepository(JobRepository):
             return [
                 copy.deepcopy(j) for j in self._by_id.values()
                 if j.status is JobStatus.RUNNING
-                and (j.heartbeat_at or j.started_at or j.created_at) < heartbeat_before
+                and j.last_seen_at < heartbeat_before
             ]
 
     async def add_errors(self, job_id: str, errors: Sequence[JobError]) -> None:

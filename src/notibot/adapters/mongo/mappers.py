@@ -215,7 +215,7 @@ def job_to_document(job: Job) -> dict[str, Any]:
         "heartbeat_at": job.heartbeat_at,
         "result": escape_keys(job.result) if job.result is not None else None,
         "failure_reason": job.failure_reason,
-        "last_seen_at": job.heartbeat_at or job.started_at or job.created_at,
+        "last_seen_at": job.last_seen_at,
     }
 
 

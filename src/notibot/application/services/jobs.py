@@ -313,8 +313,7 @@ class JobService:
         now = await self._clock.now()
         marked = []
         for job in await self._jobs.find_stale(now - timedelta(seconds=stale_after_seconds)):
-            last = job.heartbeat_at or job.started_at
-            job.fail(now, f"abandoned: no heartbeat since {last.isoformat() if last else '?'}"
+            job.fail(now, f"abandoned: no heartbeat since {job.last_seen_at.isoformat()}"
                           " (the process running it died)")
             if await self._jobs.update(job, expected_status=JobStatus.RUNNING):
                 marked.append(job)
