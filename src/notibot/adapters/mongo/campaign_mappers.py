@@ -25,7 +25,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from notibot.adapters.mongo.mappers import _utc, escape_keys, fold, unescape_keys
+from notibot.adapters.mongo.mappers import as_utc, escape_keys, fold, unescape_keys
 from notibot.domain import (
     Campaign,
     CampaignContent,
@@ -77,8 +77,8 @@ def campaign_to_document(campaign: Campaign) -> dict[str, Any]:
 
 def document_to_campaign(document: dict[str, Any]) -> Campaign:
     """The campaign stored as ``document``."""
-    created_at = _utc(document.get("created_at"))
-    updated_at = _utc(document.get("updated_at")) or created_at
+    created_at = as_utc(document.get("created_at"))
+    updated_at = as_utc(document.get("updated_at")) or created_at
     assert created_at is not None and updated_at is not None, "campaigns have times"
     return Campaign(
         id=document["_id"],
@@ -119,7 +119,7 @@ def delivery_to_document(delivery: Delivery) -> dict[str, Any]:
 
 def document_to_delivery(document: dict[str, Any]) -> Delivery:
     """The delivery stored as ``document``."""
-    created_at = _utc(document.get("created_at"))
+    created_at = as_utc(document.get("created_at"))
     assert created_at is not None, "deliveries always have a creation time"
     return Delivery(
         id=document["_id"],
@@ -134,8 +134,8 @@ def document_to_delivery(document: dict[str, Any]) -> Delivery:
         skip_reason=document.get("skip_reason"),
         message_id=document.get("message_id"),
         language=document.get("language"),
-        sent_at=_utc(document.get("sent_at")),
-        updated_at=_utc(document.get("updated_at")),
+        sent_at=as_utc(document.get("sent_at")),
+        updated_at=as_utc(document.get("updated_at")),
     )
 
 
@@ -175,7 +175,7 @@ def message_to_document(message: Message, tiebreak: int) -> dict[str, Any]:
 
 def document_to_message(document: dict[str, Any]) -> Message:
     """The message stored as ``document``."""
-    created_at = _utc(document.get("created_at"))
+    created_at = as_utc(document.get("created_at"))
     assert created_at is not None, "messages always have a time"
     return Message(
         id=document["id"],
@@ -203,8 +203,8 @@ def conversation_to_document(conversation: Conversation,
 
 def document_to_conversation(document: dict[str, Any]) -> Conversation:
     """The conversation stored as ``document``, messages in their stored (time) order."""
-    created_at = _utc(document.get("created_at"))
-    updated_at = _utc(document.get("updated_at")) or created_at
+    created_at = as_utc(document.get("created_at"))
+    updated_at = as_utc(document.get("updated_at")) or created_at
     assert created_at is not None and updated_at is not None, "conversations have times"
     return Conversation(
         id=document["_id"],

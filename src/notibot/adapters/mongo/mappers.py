@@ -42,7 +42,7 @@ from notibot.domain.job import MAX_INLINE_ERRORS
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def as_utc(value: datetime | None) -> datetime | None:
     """A stored date as an aware UTC datetime (naive values from a client without tz_aware
     are UTC by BSON's definition)."""
     if value is None:
@@ -130,8 +130,8 @@ def document_to_customer(document: dict[str, Any]) -> Customer:
         tags=list(document.get("tags") or []),
         attributes=unescape_keys(document.get("attributes") or {}),
         subscribed=bool(document.get("subscribed", True)),
-        created_at=_utc(document.get("created_at")),
-        updated_at=_utc(document.get("updated_at")),
+        created_at=as_utc(document.get("created_at")),
+        updated_at=as_utc(document.get("updated_at")),
     )
 
 
@@ -158,7 +158,7 @@ def user_to_document(user: User) -> dict[str, Any]:
 
 def document_to_user(document: dict[str, Any]) -> User:
     """The user stored as ``document``."""
-    created_at = _utc(document.get("created_at"))
+    created_at = as_utc(document.get("created_at"))
     assert created_at is not None, "users always have a creation time"
     return User(
         id=document["_id"],
@@ -221,7 +221,7 @@ def job_to_document(job: Job) -> dict[str, Any]:
 
 def document_to_job(document: dict[str, Any]) -> Job:
     """The job stored as ``document``."""
-    created_at = _utc(document.get("created_at"))
+    created_at = as_utc(document.get("created_at"))
     assert created_at is not None, "jobs always have a creation time"
     return Job(
         id=document["_id"],
@@ -236,9 +236,9 @@ def document_to_job(document: dict[str, Any]) -> Job:
         error_count=int(document.get("error_count") or 0),
         cancel_requested=bool(document.get("cancel_requested", False)),
         attempts=int(document.get("attempts") or 0),
-        started_at=_utc(document.get("started_at")),
-        finished_at=_utc(document.get("finished_at")),
-        heartbeat_at=_utc(document.get("heartbeat_at")),
+        started_at=as_utc(document.get("started_at")),
+        finished_at=as_utc(document.get("finished_at")),
+        heartbeat_at=as_utc(document.get("heartbeat_at")),
         result=unescape_keys(document.get("result")),
         failure_reason=document.get("failure_reason"),
     )
