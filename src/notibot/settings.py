@@ -87,7 +87,8 @@ class Settings(BaseSettings):
     job_heartbeat_interval: float = Field(10.0, gt=0,
                                           description="seconds between job heartbeats")
     job_stale_after: float = Field(120.0, gt=0, description=(
-        "seconds without heartbeat after which a running job is marked failed at start-up"))
+        "seconds without heartbeat after which a running job is marked failed (at start-up, "
+        "and by workers' periodic sweep)"))
 
     host: str = Field("127.0.0.1", description="notibot serve: bind address")
     port: int = Field(8000, ge=1, le=65535, description="notibot serve: port")
