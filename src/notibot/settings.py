@@ -5,6 +5,7 @@ Every name here is documented in README.md; operators and tests rely on them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -67,6 +68,27 @@ class Settings(BaseSettings):
     public_url: str | None = Field(None, description=(
         "base URL of links in emails (unsubscribe); unset: http://NOTIBOT_HOST:NOTIBOT_PORT"))
 
+    memory: Literal["memory", "redis"] = Field(
+        "memory", description=("short-term chat memory: memory (this process) or redis "
+                               "(NOTIBOT_REDIS_URL)"))
+    short_term_ttl: float = Field(1800, gt=0, description=(
+        "seconds a conversation's short-term window lives after its last message"))
+    short_term_max: int = Field(50, ge=2, le=1000, description=(
+        "messages kept in a conversation's short-term window"))
+    llm: Literal["offline", "gemini"] = Field(
+        "offline", description=("chat model: offline (deterministic, no AI) or gemini "
+                                "(Google Gemini through LangChain)"))
+    gemini_api_key: SecretStr | None = Field(
+        None, repr=False, description="Gemini API key; unset: GOOGLE_API_KEY")
+    gemini_model: str = Field("gemini-2.5-flash", min_length=1, description="Gemini model name")
+    gemini_base_url: str | None = Field(
+        None, description="Gemini API base URL (a gateway, or a stub in tests); unset: Google's")
+    gemini_temperature: float = Field(0.3, ge=0, le=2, description="Gemini sampling temperature")
+    gemini_max_tokens: int = Field(1024, ge=1, description="longest Gemini reply, tokens")
+    gemini_timeout: float = Field(30.0, gt=0, description="seconds to wait for a Gemini reply")
+    prompt_token_budget: int = Field(8000, ge=256, description=(
+        "largest prompt sent to the chat model, tokens (oldest history dropped first)"))
+
     jwt_secret: SecretStr | None = Field(
         None, description="HS256 key, at least 32 bytes; random on the embedded default only")
     access_token_ttl: int = Field(1800, ge=60, description="access token lifetime, seconds")
@@ -116,6 +138,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.email == "smtp" and not self.smtp_host:
             raise ValueError("NOTIBOT_EMAIL=smtp needs NOTIBOT_SMTP_HOST")
+        if self.llm == "gemini" and self.resolved_gemini_api_key is None:
+            raise ValueError("NOTIBOT_LLM=gemini needs NOTIBOT_GEMINI_API_KEY (or GOOGLE_API_KEY)")
         if self.store == "mongo":
             if not self.mongodb_url:
                 raise ValueError("NOTIBOT_STORE=mongo needs NOTIBOT_MONGODB_URL, e.g. "
@@ -148,6 +172,13 @@ class Settings(BaseSettings):
     def resolved_public_url(self) -> str:
         """NOTIBOT_PUBLIC_URL without a trailing slash, else where `notibot serve` listens."""
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def resolved_gemini_api_key(self) -> str | None:
+        """NOTIBOT_GEMINI_API_KEY, else the GOOGLE_API_KEY environment variable, else None."""
+        if self.gemini_api_key is not None:
+            return self.gemini_api_key.get_secret_value()
+        return os.environ.get("GOOGLE_API_KEY") or None
 
     @property
     def resolved_broker_url(self) -> str:

@@ -23,6 +23,8 @@ from notibot.domain import (
     JobError,
     JobStatus,
     Message,
+    PromptKind,
+    PromptTemplate,
     User,
 )
 
@@ -670,4 +672,214 @@ class HealthCheck(ABC):
 
         Raises:
             ServiceUnavailable: when the dependency does not answer.
+        """
+
+
+# -- AI chat: short-term memory, prompt templates, the model --------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class ShortTermStats:
+    """What short-term memory holds for one conversation.
+
+    Attributes:
+        count: messages in the window (0 when expired or never written).
+        ttl_seconds: seconds until the window expires; None when there is no window.
+    """
+
+    count: int
+    ttl_seconds: float | None
+
+
+class ShortTermMemory(ABC):
+    """Short-term chat memory: the last messages of each conversation, capped and expiring.
+
+    One window per conversation id, holding at most ``max_messages`` messages (the newest) and
+    expiring ``ttl_seconds`` after the last write. Messages come back equal to what was written
+    (id, role, content, created_at with its time zone, metadata).
+    """
+
+    #: the cap of one window (NOTIBOT_SHORT_TERM_MAX)
+    max_messages: int
+    #: seconds a window lives after its last write (NOTIBOT_SHORT_TERM_TTL)
+    ttl_seconds: float
+
+    @abstractmethod
+    async def append(self, conversation_id: str, messages: Sequence[Message]) -> None:
+        """Append ``messages`` (in the given order), keep only the newest ``max_messages`` and
+        set the window to expire ``ttl_seconds`` from now, as one atomic step: concurrent
+        appends never lose a message below the cap nor leave a window without expiry."""
+
+    @abstractmethod
+    async def recent(self, conversation_id: str) -> list[Message]:
+        """The window's messages, oldest first; ``[]`` when it expired or never existed."""
+
+    @abstractmethod
+    async def replace(self, conversation_id: str, messages: Sequence[Message]) -> None:
+        """Make the window exactly the newest ``max_messages`` of ``messages`` with a fresh
+        expiry, atomically (used to refill an expired window from long-term memory). An
+        empty ``messages`` deletes the window."""
+
+    @abstractmethod
+    async def delete(self, conversation_id: str) -> None:
+        """Forget the window (no error when there is none)."""
+
+    @abstractmethod
+    async def stats(self, conversation_id: str) -> ShortTermStats:
+        """Message count and seconds left of the window."""
+
+
+@dataclass(slots=True, frozen=True)
+class PromptTemplateFilter:
+    """Optional filters of :meth:`PromptTemplateRepository.list` (None: any)."""
+
+    kind: PromptKind | None = None
+    language: str | None = None
+    active: bool | None = None
+
+
+class PromptTemplateRepository(ABC):
+    """Prompt templates with their version history.
+
+    The repository keeps the current version of each template and every earlier version.
+    Names are unique among current templates of the same kind and language.
+    """
+
+    @abstractmethod
+    async def add(self, template: PromptTemplate) -> None:
+        """Store a new template (its version 1).
+
+        Raises:
+            Conflict: ``prompt_template_exists`` (same id) or ``prompt_template_name_taken``
+                (same kind, language and name as another template).
+        """
+
+    @abstractmethod
+    async def get(self, template_id: str, *, version: int | None = None) -> PromptTemplate:
+        """The current version, or the given earlier ``version``.
+
+        Raises:
+            NotFound: ``prompt_template_not_found`` or ``prompt_template_version_not_found``.
+        """
+
+    @abstractmethod
+    async def update(self, template: PromptTemplate) -> None:
+        """Store ``template`` as the new current version; the previous one joins the history.
+
+        ``template.version`` must be the stored current version + 1 (compare-and-set: two
+        concurrent updates of one version cannot both win).
+
+        Raises:
+            NotFound: ``prompt_template_not_found``.
+            Conflict: ``prompt_template_version_conflict`` (the stored version moved on) or
+                ``prompt_template_name_taken``.
+        """
+
+    @abstractmethod
+    async def delete(self, template_id: str) -> None:
+        """Delete the template and its history. Raises NotFound."""
+
+    @abstractmethod
+    async def list(self, filter: PromptTemplateFilter, *, limit: int,
+                   offset: int) -> Page[PromptTemplate]:
+        """Current versions, ordered by kind, language, name, id."""
+
+    @abstractmethod
+    async def versions(self, template_id: str) -> list[PromptTemplate]:
+        """Every version of the template, oldest first (the last is the current one).
+        Raises NotFound."""
+
+    @abstractmethod
+    async def find_active(self, kind: PromptKind, language: str) -> PromptTemplate | None:
+        """The active template of ``kind`` in ``language`` (the most recently updated one,
+        then the smallest id, when several are active), or None."""
+
+    @abstractmethod
+    async def count(self) -> int:
+        """How many templates exist (current versions)."""
+
+
+@dataclass(slots=True, frozen=True)
+class PromptMessage:
+    """One message of a prompt, in a model's terms.
+
+    Attributes:
+        role: ``system`` (instructions and delimited data), ``user`` (the customer) or
+            ``assistant`` (what the bot, an operator or a campaign said to the customer).
+        content: the text.
+    """
+
+    role: str
+    content: str
+
+
+@dataclass(slots=True, frozen=True)
+class ChatRequest:
+    """What a chat model is asked.
+
+    Attributes:
+        messages: the whole prompt, already trimmed: system messages first, then the history
+            oldest first, then the customer's new message (``user``) last.
+        language: the language to answer in (ISO 639-1, e.g. ``"vi"``).
+        facts: the structured data the context template was rendered from (``customer``
+            profile dict, ``notifications`` list of dicts with campaign, subject, status,
+            sent_at), for models that do not read prose (the offline model).
+    """
+
+    messages: list[PromptMessage]
+    language: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class ChatReply:
+    """A model's answer.
+
+    Attributes:
+        text: the reply (non-empty).
+        model: the model's name as the provider reports it (e.g. ``gemini-2.5-flash``).
+        tokens_in: prompt tokens billed/counted, None when the model does not say.
+        tokens_out: reply tokens, None when the model does not say.
+    """
+
+    text: str
+    model: str
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+
+
+class ChatModel(ABC):
+    """A large language model (or a stand-in) that answers a chat prompt."""
+
+    #: the configured model name (shown before any reply)
+    name: str = "model"
+
+    @abstractmethod
+    async def generate(self, request: ChatRequest) -> ChatReply:
+        """Answer ``request``.
+
+        Raises:
+            LLMUnavailable: the model failed, timed out (``llm_timeout``), refused for rate
+                limits (``llm_rate_limited``), or answered nothing (``llm_empty_reply``);
+                code ``llm_unavailable`` otherwise.
+        """
+
+    async def close(self) -> None:
+        """Release clients (default: nothing to release)."""
+        return None
+
+
+class PromptTrimmer(ABC):
+    """Fits a prompt into a token budget."""
+
+    @abstractmethod
+    async def count_tokens(self, messages: Sequence[PromptMessage]) -> int:
+        """Tokens of ``messages`` as the trimmer counts them (an estimate for most models)."""
+
+    @abstractmethod
+    async def trim(self, messages: Sequence[PromptMessage], budget: int) -> list[PromptMessage]:
+        """Drop the oldest history until ``messages`` fit in ``budget`` tokens.
+
+        The leading system messages and the last message (the customer's new one) are always
+        kept, even when they alone exceed the budget; the order of what is kept is unchanged.
         """
