@@ -21,6 +21,10 @@ Campaign adapters (same wiring): ``MongoCampaignRepository(db)``,
 ``MongoIdempotencyStore(db)``; collections ``campaigns``, ``deliveries``, ``conversations``,
 ``idempotency_keys`` (shapes in :mod:`notibot.adapters.mongo.campaign_mappers`).
 
+Prompt templates (same wiring): ``MongoPromptTemplateRepository(db)``; collections
+``prompt_templates`` (current versions) and ``prompt_template_versions`` (earlier versions),
+shapes in :mod:`notibot.adapters.mongo.prompt_mappers`.
+
 Collections: ``customers``, ``users``, ``jobs``, ``job_errors``, GridFS bucket ``uploads``;
 the indexes are listed in :mod:`notibot.adapters.mongo.indexes`, the document shapes in
 :mod:`notibot.adapters.mongo.mappers`. Driver errors become ``ServiceUnavailable``
@@ -57,6 +61,7 @@ from notibot.adapters.mongo.mappers import (
     job_to_document,
     user_to_document,
 )
+from notibot.adapters.mongo.prompts import MongoPromptTemplateRepository
 from notibot.adapters.mongo.repositories import (
     MongoCustomerRepository,
     MongoJobRepository,
@@ -77,3 +82,4 @@ __all__ += [
     "MongoCampaignRepository", "MongoConversationRepository", "MongoDeliveryRepository",
     "MongoIdempotencyStore",
 ]
+__all__ += ["MongoPromptTemplateRepository"]

@@ -36,6 +36,14 @@ Indexes (name: keys, options):
       (a customer's conversations, most recently updated first)
 ``idempotency_keys``
     only ``_id`` (``"<scope>:<key>"``): unique by itself
+``prompt_templates``
+    - ``kind_language_name_unique``: kind, language, name_key (case-folded name); unique
+      (names unique per kind and language among current templates)
+    - ``kind_language_name``: kind, language, name, _id (list order and its filters)
+    - ``active_lookup``: kind, language, active, updated_at desc, _id (``find_active``)
+``prompt_template_versions``
+    - ``template_version_unique``: template_id, version; unique (a template's earlier
+      versions in order)
 ``uploads.files`` / ``uploads.chunks``
     GridFS bucket ``uploads``; the driver creates its own indexes on the first upload.
 """
@@ -58,6 +66,8 @@ CAMPAIGNS = "campaigns"
 DELIVERIES = "deliveries"
 CONVERSATIONS = "conversations"
 IDEMPOTENCY_KEYS = "idempotency_keys"
+PROMPT_TEMPLATES = "prompt_templates"
+PROMPT_TEMPLATE_VERSIONS = "prompt_template_versions"
 
 #: Unique index name -> its (first) key, to name the key of a duplicate-key error when the
 #: server names only the index (servers before 4.4).
@@ -65,6 +75,7 @@ UNIQUE_INDEX_KEYS = {
     "_id_": "_id", "email_unique": "email", "phone_unique": "phone",
     "username_key_unique": "username_key",
     "name_key_unique": "name_key", "job_customer_unique": "job_id",
+    "kind_language_name_unique": "kind", "template_version_unique": "template_id",
 }
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -113,6 +124,18 @@ INDEXES: dict[str, list[IndexModel]] = {
     CONVERSATIONS: [
         IndexModel([("customer_id", ASCENDING), ("updated_at", DESCENDING),
                     ("created_at", DESCENDING), ("_id", DESCENDING)], name="customer_updated"),
+    ],
+    PROMPT_TEMPLATES: [
+        IndexModel([("kind", ASCENDING), ("language", ASCENDING), ("name_key", ASCENDING)],
+                   name="kind_language_name_unique", unique=True),
+        IndexModel([("kind", ASCENDING), ("language", ASCENDING), ("name", ASCENDING),
+                    ("_id", ASCENDING)], name="kind_language_name"),
+        IndexModel([("kind", ASCENDING), ("language", ASCENDING), ("active", ASCENDING),
+                    ("updated_at", DESCENDING), ("_id", ASCENDING)], name="active_lookup"),
+    ],
+    PROMPT_TEMPLATE_VERSIONS: [
+        IndexModel([("template_id", ASCENDING), ("version", ASCENDING)],
+                   name="template_version_unique", unique=True),
     ],
 }
 
