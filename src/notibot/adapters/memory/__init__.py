@@ -12,11 +12,13 @@ from notibot.adapters.memory.campaigns import (
 )
 from notibot.adapters.memory.health import MemoryStoreHealth
 from notibot.adapters.memory.job_queue import InlineJobQueue
+from notibot.adapters.memory.prompts import MemoryPromptTemplateRepository
 from notibot.adapters.memory.repositories import (
     MemoryCustomerRepository,
     MemoryJobRepository,
     MemoryUserRepository,
 )
+from notibot.adapters.memory.short_term import MemoryShortTermMemory
 from notibot.adapters.memory.uploads import MemoryUploadStore
 
 __all__ = [
@@ -27,3 +29,5 @@ __all__ += [
     "MemoryCampaignRepository", "MemoryConversationRepository", "MemoryDeliveryRepository",
     "MemoryIdempotencyStore",
 ]
+__all__ += ["MemoryShortTermMemory"]
+__all__ += ["MemoryPromptTemplateRepository"]
