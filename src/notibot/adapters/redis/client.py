@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from notibot.domain import ServiceUnavailable
 
@@ -24,6 +24,10 @@ CONNECT_TIMEOUT = 2.0
 SOCKET_TIMEOUT = 5.0
 #: Seconds of idleness after which a pooled connection is checked before reuse.
 HEALTH_CHECK_INTERVAL = 30
+#: Connections one client may open at once (commands beyond wait for a free one).
+MAX_CONNECTIONS = 64
+#: Seconds a command waits for a free pooled connection before failing.
+POOL_TIMEOUT = 10.0
 
 
 def redact_url(url: str) -> str:
@@ -41,6 +45,10 @@ def redact_url(url: str) -> str:
 def create_redis_client(url: str, *, connect_timeout: float = CONNECT_TIMEOUT,
                         socket_timeout: float = SOCKET_TIMEOUT) -> Redis:
     """Return a new ``redis.asyncio.Redis`` for ``url`` (no connection is opened yet).
+
+    The client's pool holds at most :data:`MAX_CONNECTIONS` connections; a command beyond
+    them waits up to :data:`POOL_TIMEOUT` seconds for a free one (redis-py's default pool
+    would fail at once with "Too many connections").
 
     Call it inside the event loop that will use the client: the client and its pool belong to
     that loop. Replies are decoded to ``str`` (UTF-8): notibot keeps text and JSON in Redis.
@@ -60,9 +68,11 @@ def create_redis_client(url: str, *, connect_timeout: float = CONNECT_TIMEOUT,
     except RuntimeError:
         raise RuntimeError("create the Redis client inside the event loop that uses it "
                            "(no event loop is running in this thread)") from None
-    return Redis.from_url(url, decode_responses=True, socket_connect_timeout=connect_timeout,
-                          socket_timeout=socket_timeout,
-                          health_check_interval=HEALTH_CHECK_INTERVAL)
+    pool = BlockingConnectionPool.from_url(
+        url, decode_responses=True, socket_connect_timeout=connect_timeout,
+        socket_timeout=socket_timeout, health_check_interval=HEALTH_CHECK_INTERVAL,
+        max_connections=MAX_CONNECTIONS, timeout=POOL_TIMEOUT)
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 class RedisConnection:
