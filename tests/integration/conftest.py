@@ -81,3 +81,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def gemini_stub():
+    """A running local stub of the Gemini REST API (``gemini_stub.GeminiStub``): pass
+    ``gemini_stub.base_url`` as the Gemini base URL; it records requests and can be scripted
+    to fail or answer late. Needs nothing installed, so it never skips."""
+    from gemini_stub import GeminiStub
+
+    with GeminiStub() as stub:
+        yield stub
