@@ -375,6 +375,23 @@ class DeliveryRepository(ABC):
         stored delivery and whether it was created now (atomic)."""
 
     @abstractmethod
+    async def add_many_if_absent(self, deliveries: Sequence[Delivery]
+                                 ) -> list[tuple[Delivery, bool]]:
+        """:meth:`add_if_absent` for each of ``deliveries``, in one call (one round trip
+        where the store allows: a campaign send creates a batch's deliveries at once).
+
+        Returns:
+            For each delivery, in the order given: the stored delivery and whether it was
+            created now. Each is atomic on its own, as :meth:`add_if_absent`; two deliveries
+            of one ``(job_id, customer_id)`` in the call store the first one, and the second
+            gets it back with ``False``.
+
+        Raises:
+            Conflict: ``delivery_conflict``: a delivery's id belongs to another ``(job_id,
+                customer_id)``. The other deliveries of the call are stored all the same.
+        """
+
+    @abstractmethod
     async def get(self, delivery_id: str) -> Delivery:
         """Return the delivery. Raises NotFound (``delivery_not_found``)."""
 
@@ -418,6 +435,25 @@ class ConversationRepository(ABC):
     async def append(self, conversation_id: str, message: Message) -> None:
         """Add ``message`` to the conversation (in time order) and move its ``updated_at``.
         Raises NotFound."""
+
+    @abstractmethod
+    async def append_to_latest(self, customer_id: str, message: Message, *,
+                               new_conversation_id: str) -> str:
+        """Add ``message`` to the customer's most recently updated conversation, as
+        :meth:`append`; when the customer has none, store a new conversation
+        ``new_conversation_id`` holding only ``message`` (created and updated at the
+        message's time). One step, one round trip: a campaign send records each notification
+        without loading the conversation. (Two calls at once for a customer who has no
+        conversation may each start one, as :meth:`latest_for_customer` then :meth:`add`
+        could.)
+
+        Returns:
+            The id of the conversation the message went to.
+
+        Raises:
+            Conflict: ``conversation_conflict``: a new conversation was needed and
+                ``new_conversation_id`` is taken.
+        """
 
     @abstractmethod
     async def list_for_customer(self, customer_id: str, *, limit: int,

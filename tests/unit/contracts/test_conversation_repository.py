@@ -222,6 +222,108 @@ async def test_list_for_customer_most_recently_updated_first_with_paging(
     assert none.items == [] and none.total == 0
 
 
+# -- append_to_latest ------------------------------------------------------------------------
+
+
+async def test_append_to_latest_appends_to_the_most_recently_updated(
+    repo: ConversationRepository,
+) -> None:
+    await repo.add(make("old", "alice", second=0, messages=[msg("m1", 1)]))
+    await repo.add(make("new", "alice", second=10))
+    await repo.add(make("other", "bob", second=20))
+    await repo.append("old", msg("m2", 30))  # "old" is now the latest
+    expected = await repo.get("old")
+    notification = msg("n1", 25, role=MessageRole.NOTIFICATION,
+                       metadata={"delivery_id": "d1", "campaign.name": "Tết"})
+    expected.append(notification)
+
+    used = await repo.append_to_latest("alice", notification, new_conversation_id="unused")
+
+    assert used == "old"
+    assert await repo.get("old") == expected  # in time order, updated_at not moved back
+    assert [m.id for m in (await repo.get("old")).messages] == ["m1", "n1", "m2"]
+    assert (await repo.get("new")).messages == []
+    assert (await repo.get("other")).messages == []
+    with pytest.raises(NotFound):
+        await repo.get("unused")
+
+
+async def test_append_to_latest_moves_updated_at_forward(repo: ConversationRepository) -> None:
+    await repo.add(make("s1", "alice", second=0))
+    await repo.add(make("s2", "alice", second=5))
+
+    assert await repo.append_to_latest("alice", msg("m1", 40),
+                                       new_conversation_id="x1") == "s2"
+    assert await repo.append_to_latest("alice", msg("m2", 41),
+                                       new_conversation_id="x2") == "s2"
+
+    latest = await repo.latest_for_customer("alice")
+    assert latest is not None and latest.id == "s2" and latest.updated_at == at(41)
+    assert [m.id for m in latest.messages] == ["m1", "m2"]
+
+
+async def test_append_to_latest_starts_a_conversation_when_there_is_none(
+    repo: ConversationRepository,
+) -> None:
+    await repo.add(make("b1", "bob", second=0))
+    notification = msg("n1", 7, role=MessageRole.NOTIFICATION, content="Ưu đãi\n\nXin chào",
+                       metadata={"delivery_id": "d1", "message_id": None})
+
+    used = await repo.append_to_latest("alice", notification, new_conversation_id="a1")
+
+    expected = Conversation(id="a1", customer_id="alice", created_at=at(7), updated_at=at(7),
+                            messages=[notification])
+    assert used == "a1"
+    assert await repo.get("a1") == expected
+    assert await repo.latest_for_customer("alice") == expected
+    assert (await repo.list_for_customer("alice", limit=10, offset=0)).total == 1
+    assert await repo.append_to_latest("alice", msg("n2", 8),
+                                       new_conversation_id="a2") == "a1"
+    assert [m.id for m in (await repo.get("a1")).messages] == ["n1", "n2"]
+
+
+async def test_append_to_latest_with_a_taken_new_id_raises_conflict(
+    repo: ConversationRepository,
+) -> None:
+    await repo.add(make("s1", "bob", messages=[msg("m1", 1)]))
+
+    with pytest.raises(Conflict) as exc:
+        await repo.append_to_latest("alice", msg("n1", 2), new_conversation_id="s1")
+
+    assert exc.value.code == "conversation_conflict"
+    assert await repo.latest_for_customer("alice") is None
+    assert [m.id for m in (await repo.get("s1")).messages] == ["m1"]
+    assert (await repo.get("s1")).customer_id == "bob"
+
+
+async def test_the_message_given_to_append_to_latest_is_copied(
+    repo: ConversationRepository,
+) -> None:
+    message = msg("n1", 1, metadata={"usage": {"tokens": 3}})
+    await repo.append_to_latest("alice", message, new_conversation_id="a1")
+    message.metadata["usage"]["tokens"] = 999
+    got = await repo.get("a1")
+    got.messages[0].metadata["usage"]["tokens"] = 7
+
+    assert (await repo.get("a1")).messages[0].metadata == {"usage": {"tokens": 3}}
+
+
+async def test_concurrent_append_to_latest_of_one_customer_all_land(
+    repo: ConversationRepository,
+) -> None:
+    await repo.add(make("s1", "alice"))
+    seconds = [7, 3, 11, 1, 19, 5, 13, 2, 17, 23]
+
+    used = await asyncio.gather(*(repo.append_to_latest("alice", msg(f"m{s}", s),
+                                                        new_conversation_id=f"x{s}")
+                                  for s in seconds))
+
+    assert set(used) == {"s1"}
+    stored = await repo.get("s1")
+    assert [m.id for m in stored.messages] == [f"m{s}" for s in sorted(seconds)]
+    assert stored.updated_at == at(max(seconds))
+
+
 # -- delete ----------------------------------------------------------------------------------
 
 
@@ -237,6 +339,21 @@ async def test_delete_removes_the_conversation(repo: ConversationRepository) -> 
         await repo.append("s1", msg("m2", 2))
     assert [c.id for c in (await repo.list_for_customer("alice", limit=10, offset=0)).items] \
         == ["s2"]
+
+
+async def test_after_delete_append_to_latest_uses_the_conversations_left(
+    repo: ConversationRepository,
+) -> None:
+    await repo.add(make("s1", "alice", second=1))
+    await repo.add(make("s2", "alice", second=2))
+
+    await repo.delete("s2")
+    assert await repo.append_to_latest("alice", msg("m1", 3), new_conversation_id="x1") == "s1"
+    await repo.delete("s1")
+    assert await repo.append_to_latest("alice", msg("m2", 4), new_conversation_id="x2") == "x2"
+
+    assert [c.id for c in (await repo.list_for_customer("alice", limit=10, offset=0)).items] \
+        == ["x2"]
 
 
 async def test_delete_unknown_raises_not_found(repo: ConversationRepository) -> None:

@@ -137,6 +137,96 @@ async def test_returned_deliveries_are_copies(repo: DeliveryRepository) -> None:
     assert await repo.get("d1") == make("d1")
 
 
+# -- add_many_if_absent ----------------------------------------------------------------------
+
+
+async def test_add_many_if_absent_stores_the_new_and_returns_the_existing_in_order(
+    repo: DeliveryRepository,
+) -> None:
+    sent = make("d1", job="j1", customer="alice", status=DeliveryStatus.SENT)
+    await repo.add_if_absent(sent)
+    failed = make("d2", job="j2", customer="bob", status=DeliveryStatus.FAILED)
+    await repo.add_if_absent(failed)
+    batch = [make("n1", job="j1", customer="carol"), make("n2", job="j1", customer="alice"),
+             make("n3", job="j2", customer="bob"), make("n4", job="j2", customer="alice")]
+
+    results = await repo.add_many_if_absent(batch)
+
+    assert results == [(batch[0], True), (sent, False), (failed, False), (batch[3], True)]
+    assert await repo.get("n1") == batch[0] and await repo.get("n4") == batch[3]
+    for absent in ("n2", "n3"):
+        with pytest.raises(NotFound):
+            await repo.get(absent)
+    assert (await repo.list(DeliveryFilter(), limit=10, offset=0)).total == 4
+    again = await repo.add_many_if_absent([make("z1", job="j1", customer="carol")])
+    assert again == [(batch[0], False)]
+
+
+async def test_add_many_if_absent_of_nothing_returns_nothing(repo: DeliveryRepository) -> None:
+    assert await repo.add_many_if_absent([]) == []
+    assert (await repo.counts()).total == 0
+
+
+async def test_add_many_if_absent_stores_one_of_a_job_and_customer_given_twice(
+    repo: DeliveryRepository,
+) -> None:
+    first, second = make("d1", customer="alice"), make("d2", customer="alice")
+
+    results = await repo.add_many_if_absent([first, second])
+
+    assert results == [(first, True), (first, False)]
+    assert [d.id for d in (await repo.list(DeliveryFilter(), limit=10, offset=0)).items] \
+        == ["d1"]
+
+
+async def test_add_many_if_absent_with_a_taken_id_raises_conflict_and_stores_the_others(
+    repo: DeliveryRepository,
+) -> None:
+    await repo.add_if_absent(make("d1", job="j1", customer="alice"))
+
+    with pytest.raises(Conflict) as exc:
+        await repo.add_many_if_absent([make("d2", job="j2", customer="carol"),
+                                       make("d1", job="j2", customer="bob"),
+                                       make("d3", job="j2", customer="dave")])
+
+    assert exc.value.code == "delivery_conflict"
+    assert (await repo.get("d1")).customer_id == "alice"
+    assert {d.id for d in (await repo.list(DeliveryFilter(job_id="j2"), limit=10,
+                                           offset=0)).items} == {"d2", "d3"}
+
+
+async def test_add_many_if_absent_returns_and_keeps_copies(repo: DeliveryRepository) -> None:
+    delivery = make("d1")
+    [(stored, _)] = await repo.add_many_if_absent([delivery])
+    stored.mark_failed(at(5), "boom")
+    delivery.attempts = 99
+    [(again, created)] = await repo.add_many_if_absent([make("d9", customer="cust-d1")])
+    again.attempts = 7
+
+    assert created is False
+    assert await repo.get("d1") == make("d1")
+
+
+async def test_concurrent_add_many_if_absent_of_overlapping_batches_create_one_each(
+    repo: DeliveryRepository,
+) -> None:
+    customers = [f"c{i}" for i in range(12)]
+    batches = [[make(f"d{b}-{c}", customer=c) for c in customers[b:b + 6]] for b in range(0, 7)]
+
+    results = await asyncio.gather(*(repo.add_many_if_absent(batch) for batch in batches))
+
+    winners: dict[str, Delivery] = {}
+    for batch_results in results:
+        for delivery, created in batch_results:
+            if created:
+                assert delivery.customer_id not in winners
+                winners[delivery.customer_id] = delivery
+    assert set(winners) == set(customers)
+    for batch_results in results:
+        assert all(d == winners[d.customer_id] for d, _ in batch_results)
+    assert (await repo.counts()).total == len(customers)
+
+
 # -- update ----------------------------------------------------------------------------------
 
 

@@ -161,6 +161,24 @@ async def test_stored_messages_carry_escaped_metadata_and_dates_come_back_utc(db
     assert got.messages[0].created_at.utcoffset() == timedelta(0)
 
 
+async def test_a_conversation_started_by_append_to_latest_is_the_document_add_writes(
+    db: Any,
+) -> None:
+    repo = MongoConversationRepository(db)
+    first = message("m1", 1, **ODD_KEYS)
+    await repo.append_to_latest("alice", first, new_conversation_id="s1")
+    await repo.add(Conversation(id="s2", customer_id="alice", created_at=first.created_at,
+                                updated_at=first.created_at, messages=[first]))
+
+    upserted = await db["conversations"].find_one({"_id": "s1"})
+    added = await db["conversations"].find_one({"_id": "s2"})
+
+    for document in (upserted, added):
+        del document["_id"]
+        document["messages"][0]["order"] = document["messages"][0]["order"].split(".")[0]
+    assert upserted == added
+
+
 async def test_campaign_default_data_with_any_key_round_trips_through_updates(db: Any) -> None:
     repo = MongoCampaignRepository(db)
     await repo.add(campaign())
@@ -189,6 +207,8 @@ CALLS: dict[str, Callable[[Any], Awaitable[Any]]] = {
     "campaigns.list": lambda db: MongoCampaignRepository(db).list(limit=10, offset=0),
     "deliveries.add_if_absent": lambda db: MongoDeliveryRepository(db).add_if_absent(
         delivery()),
+    "deliveries.add_many_if_absent": lambda db: MongoDeliveryRepository(
+        db).add_many_if_absent([delivery()]),
     "deliveries.list": lambda db: MongoDeliveryRepository(db).list(
         DeliveryFilter(status=DeliveryStatus.SENT), limit=10, offset=0),
     "deliveries.counts_by_campaign": lambda db: MongoDeliveryRepository(db).counts_by_campaign(),
@@ -196,6 +216,8 @@ CALLS: dict[str, Callable[[Any], Awaitable[Any]]] = {
         "s1", message("m1", 1)),
     "conversations.latest_for_customer": lambda db: MongoConversationRepository(
         db).latest_for_customer("alice"),
+    "conversations.append_to_latest": lambda db: MongoConversationRepository(
+        db).append_to_latest("alice", message("m1", 1), new_conversation_id="s9"),
     "idempotency.claim": lambda db: MongoIdempotencyStore(db).claim("s", "k", "fp", "v"),
 }
 

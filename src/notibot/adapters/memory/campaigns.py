@@ -3,18 +3,22 @@ memory) and the idempotency store.
 
 Like the other in-memory adapters they are thread-safe (one ``threading.Lock`` per store,
 never held across an ``await``) and store copies: an entity changed by a caller without being
-saved changes nothing stored, and what a method returns can be changed freely.
+saved changes nothing stored, and what a method returns can be changed freely. Deliveries are
+copied with :func:`dataclasses.replace` (a shallow copy: every field of a Delivery is
+immutable), a stored message with a copy of its metadata, everything else with
+:func:`copy.deepcopy`.
 """
 
 from __future__ import annotations
 
 import builtins
 import copy
+import dataclasses
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from notibot.application.ports import (
     CampaignRepository,
@@ -38,12 +42,42 @@ from notibot.domain import (
 T = TypeVar("T")
 
 
-def _page(items: builtins.list[T], limit: int, offset: int) -> Page[T]:
-    """The page ``[offset, offset + limit)`` of sorted ``items`` (deep copies) and the total."""
+def _page(items: builtins.list[T], limit: int, offset: int,
+          copy_item: Callable[[T], T] = copy.deepcopy) -> Page[T]:
+    """The page ``[offset, offset + limit)`` of sorted ``items`` (copies) and the total."""
     start = max(0, offset)
     chosen = items[start:start + limit] if limit > 0 else []
-    return Page(items=[copy.deepcopy(i) for i in chosen], total=len(items), limit=limit,
+    return Page(items=[copy_item(i) for i in chosen], total=len(items), limit=limit,
                 offset=offset)
+
+
+#: Types :func:`_copy_value` returns as they are: immutable.
+_ATOMIC = frozenset({str, int, float, bool, type(None), datetime})
+
+
+def _copy_value(value: Any) -> Any:
+    """A deep copy of JSON-like ``value`` (message metadata: dicts, lists, strings, numbers),
+    several times cheaper than :func:`copy.deepcopy`, which copies anything else."""
+    kind = type(value)
+    if kind in _ATOMIC:
+        return value
+    if kind is dict:
+        return {k: v if type(v) in _ATOMIC else _copy_value(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _ATOMIC else _copy_value(v) for v in value]
+    return copy.deepcopy(value)
+
+
+def _copy_message(message: Message) -> Message:
+    """A copy of ``message``: its fields are immutable but for ``metadata``."""
+    return dataclasses.replace(message, metadata=_copy_value(message.metadata))
+
+
+def _copy_delivery(delivery: Delivery) -> Delivery:
+    """A copy of ``delivery``: shallow is enough, as every field of a Delivery is immutable
+    (strings, numbers, datetimes, enums, None); ten times cheaper than a deep copy, and a
+    send stores three copies per recipient."""
+    return dataclasses.replace(delivery)
 
 
 def _counts(statuses: Iterable[DeliveryStatus]) -> DeliveryCounts:
@@ -140,9 +174,10 @@ def delivery_matcher(f: DeliveryFilter) -> Callable[[Delivery], bool]:
 class MemoryDeliveryRepository(DeliveryRepository):
     """Deliveries in a dict with a unique index on ``(job_id, customer_id)``.
 
-    :meth:`add_if_absent` is atomic under the lock. Writes that would give two deliveries the
-    same id or the same ``(job_id, customer_id)`` raise ``Conflict`` ``delivery_conflict``;
-    unknown ids raise ``NotFound`` ``delivery_not_found``.
+    :meth:`add_if_absent` is atomic under the lock, and so is :meth:`add_many_if_absent` as a
+    whole. Writes that would give two deliveries the same id or the same ``(job_id,
+    customer_id)`` raise ``Conflict`` ``delivery_conflict``; unknown ids raise ``NotFound``
+    ``delivery_not_found``.
     """
 
     def __init__(self) -> None:
@@ -150,23 +185,41 @@ class MemoryDeliveryRepository(DeliveryRepository):
         self._by_id: dict[str, Delivery] = {}
         self._by_key: dict[tuple[str, str], str] = {}  # (job_id, customer_id) -> id
 
-    async def add_if_absent(self, delivery: Delivery) -> tuple[Delivery, bool]:
+    def _add_if_absent(self, delivery: Delivery) -> tuple[Delivery, bool]:
+        """:meth:`add_if_absent` with the lock held."""
         key = (delivery.job_id, delivery.customer_id)
+        existing = self._by_key.get(key)
+        if existing is not None:
+            return _copy_delivery(self._by_id[existing]), False
+        if delivery.id in self._by_id:
+            raise Conflict(f"delivery {delivery.id} exists", code="delivery_conflict",
+                           details={"field": "id", "existing_id": delivery.id})
+        self._by_id[delivery.id] = _copy_delivery(delivery)
+        self._by_key[key] = delivery.id
+        return _copy_delivery(delivery), True
+
+    async def add_if_absent(self, delivery: Delivery) -> tuple[Delivery, bool]:
         with self._lock:
-            existing = self._by_key.get(key)
-            if existing is not None:
-                return copy.deepcopy(self._by_id[existing]), False
-            if delivery.id in self._by_id:
-                raise Conflict(f"delivery {delivery.id} exists", code="delivery_conflict",
-                               details={"field": "id", "existing_id": delivery.id})
-            self._by_id[delivery.id] = copy.deepcopy(delivery)
-            self._by_key[key] = delivery.id
-            return copy.deepcopy(delivery), True
+            return self._add_if_absent(delivery)
+
+    async def add_many_if_absent(self, deliveries: Sequence[Delivery]
+                                 ) -> builtins.list[tuple[Delivery, bool]]:
+        with self._lock:
+            results: builtins.list[tuple[Delivery, bool]] = []
+            conflict: Conflict | None = None
+            for delivery in deliveries:
+                try:
+                    results.append(self._add_if_absent(delivery))
+                except Conflict as exc:  # the others are stored, as the port says
+                    conflict = conflict or exc
+            if conflict is not None:
+                raise conflict
+            return results
 
     async def get(self, delivery_id: str) -> Delivery:
         with self._lock:
             try:
-                return copy.deepcopy(self._by_id[delivery_id])
+                return _copy_delivery(self._by_id[delivery_id])
             except KeyError:
                 raise NotFound("delivery", delivery_id) from None
 
@@ -183,7 +236,7 @@ class MemoryDeliveryRepository(DeliveryRepository):
                     f"{delivery.customer_id}", code="delivery_conflict",
                     details={"field": "job_id", "existing_id": owner})
             del self._by_key[(old.job_id, old.customer_id)]
-            self._by_id[delivery.id] = copy.deepcopy(delivery)
+            self._by_id[delivery.id] = _copy_delivery(delivery)
             self._by_key[key] = delivery.id
 
     async def list(self, filter: DeliveryFilter, *, limit: int,
@@ -192,7 +245,7 @@ class MemoryDeliveryRepository(DeliveryRepository):
         with self._lock:
             found = [d for d in self._by_id.values() if match(d)]
             found.sort(key=lambda d: (d.created_at, d.id), reverse=True)
-            return _page(found, limit, offset)
+            return _page(found, limit, offset, _copy_delivery)
 
     async def counts(self, *, since: datetime | None = None,
                      campaign_id: str | None = None) -> DeliveryCounts:
@@ -222,7 +275,7 @@ def insert_in_time_order(messages: builtins.list[Message], message: Message) -> 
 
 
 class MemoryConversationRepository(ConversationRepository):
-    """Conversations (with their messages) in a dict.
+    """Conversations (with their messages) in a dict, indexed by customer.
 
     :meth:`append` inserts the message at its place in time order (after messages of the same
     time) and moves ``updated_at`` forward to the message's time, never back; it does not
@@ -234,6 +287,8 @@ class MemoryConversationRepository(ConversationRepository):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_id: dict[str, Conversation] = {}
+        # customer id -> ids of their conversations (a dict as an ordered set)
+        self._by_customer: dict[str, dict[str, None]] = {}
 
     def _stored(self, conversation_id: str) -> Conversation:
         try:
@@ -241,13 +296,19 @@ class MemoryConversationRepository(ConversationRepository):
         except KeyError:
             raise NotFound("conversation", conversation_id) from None
 
+    def _add(self, conversation: Conversation) -> None:
+        """Store ``conversation`` itself (the caller copied it), with the lock held."""
+        if conversation.id in self._by_id:
+            raise Conflict(f"conversation {conversation.id} exists",
+                           code="conversation_conflict",
+                           details={"field": "id", "existing_id": conversation.id})
+        self._by_id[conversation.id] = conversation
+        self._by_customer.setdefault(conversation.customer_id, {})[conversation.id] = None
+
     async def add(self, conversation: Conversation) -> None:
+        stored = copy.deepcopy(conversation)
         with self._lock:
-            if conversation.id in self._by_id:
-                raise Conflict(f"conversation {conversation.id} exists",
-                               code="conversation_conflict",
-                               details={"field": "id", "existing_id": conversation.id})
-            self._by_id[conversation.id] = copy.deepcopy(conversation)
+            self._add(stored)
 
     async def get(self, conversation_id: str) -> Conversation:
         with self._lock:
@@ -256,22 +317,43 @@ class MemoryConversationRepository(ConversationRepository):
     def _of_customer(self, customer_id: str) -> builtins.list[Conversation]:
         """The customer's conversations, most recently updated first (then the newest
         created, then id descending)."""
-        found = [c for c in self._by_id.values() if c.customer_id == customer_id]
-        found.sort(key=lambda c: (c.updated_at, c.created_at, c.id), reverse=True)
+        found = [self._by_id[i] for i in self._by_customer.get(customer_id, ())]
+        found.sort(key=_recency, reverse=True)
         return found
+
+    def _latest(self, customer_id: str) -> Conversation | None:
+        """The first of :meth:`_of_customer`, without sorting them all."""
+        ids = self._by_customer.get(customer_id)
+        return max((self._by_id[i] for i in ids), key=_recency) if ids else None
 
     async def latest_for_customer(self, customer_id: str) -> Conversation | None:
         with self._lock:
-            found = self._of_customer(customer_id)
-            return copy.deepcopy(found[0]) if found else None
+            found = self._latest(customer_id)
+            return copy.deepcopy(found) if found is not None else None
+
+    @staticmethod
+    def _append(conversation: Conversation, message: Message) -> None:
+        insert_in_time_order(conversation.messages, message)
+        if message.created_at > conversation.updated_at:
+            conversation.updated_at = message.created_at
 
     async def append(self, conversation_id: str, message: Message) -> None:
-        stored_message = copy.deepcopy(message)
+        stored_message = _copy_message(message)
         with self._lock:
-            conversation = self._stored(conversation_id)
-            insert_in_time_order(conversation.messages, stored_message)
-            if stored_message.created_at > conversation.updated_at:
-                conversation.updated_at = stored_message.created_at
+            self._append(self._stored(conversation_id), stored_message)
+
+    async def append_to_latest(self, customer_id: str, message: Message, *,
+                               new_conversation_id: str) -> str:
+        stored_message = _copy_message(message)
+        with self._lock:
+            conversation = self._latest(customer_id)
+            if conversation is not None:
+                self._append(conversation, stored_message)
+                return conversation.id
+            self._add(Conversation(id=new_conversation_id, customer_id=customer_id,
+                                   created_at=message.created_at,
+                                   updated_at=message.created_at, messages=[stored_message]))
+            return new_conversation_id
 
     async def list_for_customer(self, customer_id: str, *, limit: int,
                                 offset: int) -> Page[Conversation]:
@@ -280,8 +362,17 @@ class MemoryConversationRepository(ConversationRepository):
 
     async def delete(self, conversation_id: str) -> None:
         with self._lock:
-            self._stored(conversation_id)
+            conversation = self._stored(conversation_id)
             del self._by_id[conversation_id]
+            ids = self._by_customer[conversation.customer_id]
+            del ids[conversation_id]
+            if not ids:
+                del self._by_customer[conversation.customer_id]
+
+
+def _recency(conversation: Conversation) -> tuple[datetime, datetime, str]:
+    """How recently a conversation was used: its updated_at, then created_at, then id."""
+    return conversation.updated_at, conversation.created_at, conversation.id
 
 
 # -- idempotency -----------------------------------------------------------------------------

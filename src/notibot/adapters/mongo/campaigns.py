@@ -15,11 +15,12 @@ from __future__ import annotations
 import builtins
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from notibot.adapters.mongo.campaign_mappers import (
     campaign_name_key,
@@ -64,6 +65,8 @@ _CAMPAIGN_ORDER = [("created_at", ASCENDING), ("_id", ASCENDING)]
 _DELIVERY_ORDER = [("created_at", DESCENDING), ("_id", DESCENDING)]
 _CONVERSATION_ORDER = [("updated_at", DESCENDING), ("created_at", DESCENDING),
                        ("_id", DESCENDING)]
+#: The server's code of a write refused by a unique index.
+_DUPLICATE_KEY = 11000
 
 
 async def _page_of(collection: Any, query: dict[str, Any], order: list[tuple[str, int]],
@@ -181,8 +184,9 @@ class MongoDeliveryRepository(DeliveryRepository):
     :meth:`add_if_absent` inserts and lets the unique index ``job_customer_unique`` decide:
     on a duplicate key it reads and returns the delivery that won (``created`` False), so
     concurrent calls from any number of processes store exactly one delivery per
-    ``(job_id, customer_id)``. A write that would reuse another delivery's id, or move a
-    delivery onto a taken ``(job_id, customer_id)``, raises ``Conflict``
+    ``(job_id, customer_id)``; :meth:`add_many_if_absent` does the same for a whole batch
+    with one unordered ``insert_many``. A write that would reuse another delivery's id, or
+    move a delivery onto a taken ``(job_id, customer_id)``, raises ``Conflict``
     ``delivery_conflict``; unknown ids raise ``NotFound`` ``delivery_not_found``.
 
     Parameters:
@@ -205,6 +209,59 @@ class MongoDeliveryRepository(DeliveryRepository):
                 raise Conflict(f"delivery {delivery.id} exists", code="delivery_conflict",
                                details={"field": "id", "existing_id": delivery.id}) from exc
         return document_to_delivery(document), True
+
+    async def add_many_if_absent(self, deliveries: Sequence[Delivery]
+                                 ) -> builtins.list[tuple[Delivery, bool]]:
+        """One unordered ``insert_many``; the deliveries the unique index refused are read
+        back with one query per job (``customer_id`` ``$in``)."""
+        if not deliveries:
+            return []
+        documents = [delivery_to_document(d) for d in deliveries]
+        refused: set[int] = set()
+        with translate_errors("add deliveries", conflict_code="delivery_conflict"):
+            try:
+                await self._deliveries.insert_many(documents, ordered=False)
+            except BulkWriteError as exc:
+                details = exc.details or {}
+                if details.get("writeConcernErrors"):
+                    raise ServiceUnavailable("MongoDB did not confirm the deliveries' insert",
+                                             code="mongodb_unavailable") from exc
+                for error in details.get("writeErrors") or []:
+                    if error.get("code") != _DUPLICATE_KEY:
+                        raise  # translate_errors logs it: ServiceUnavailable mongodb_error
+                    refused.add(int(error["index"]))
+            winners = await self._by_job_and_customer(
+                [deliveries[i] for i in sorted(refused)])
+        results: builtins.list[tuple[Delivery, bool]] = []
+        conflict: Delivery | None = None
+        for index, (delivery, document) in enumerate(zip(deliveries, documents, strict=True)):
+            if index not in refused:
+                results.append((document_to_delivery(document), True))
+                continue
+            winner = winners.get((delivery.job_id, delivery.customer_id))
+            if winner is None:  # refused for its id, not for its (job, customer)
+                conflict = conflict or delivery
+                continue
+            results.append((winner, False))
+        if conflict is not None:
+            raise Conflict(f"delivery {conflict.id} exists", code="delivery_conflict",
+                           details={"field": "id", "existing_id": conflict.id})
+        return results
+
+    async def _by_job_and_customer(self, deliveries: Sequence[Delivery]
+                                   ) -> dict[tuple[str, str], Delivery]:
+        """The stored deliveries of the ``(job_id, customer_id)`` of ``deliveries``."""
+        customers: dict[str, set[str]] = {}
+        for delivery in deliveries:
+            customers.setdefault(delivery.job_id, set()).add(delivery.customer_id)
+        found: dict[tuple[str, str], Delivery] = {}
+        for job_id, customer_ids in customers.items():
+            cursor = self._deliveries.find(
+                {"job_id": job_id, "customer_id": {"$in": sorted(customer_ids)}})
+            for document in await cursor.to_list(length=None):
+                stored = document_to_delivery(document)
+                found[(stored.job_id, stored.customer_id)] = stored
+        return found
 
     async def get(self, delivery_id: str) -> Delivery:
         with translate_errors("read a delivery"):
@@ -295,8 +352,11 @@ class MongoConversationRepository(ConversationRepository):
     :meth:`append` is one atomic ``update_one``: ``$push`` of the message with ``$sort`` on
     its ``order`` field (its time, then the order in which messages were stored) and ``$max``
     on ``updated_at``; concurrent appends from any number of tasks or processes all land,
-    and ``updated_at`` only moves forward. A conversation is one document, so it holds at most
-    16 MB of messages (tens of thousands of chat messages).
+    and ``updated_at`` only moves forward. :meth:`append_to_latest` is the same update in
+    one ``find_one_and_update`` (sorted by recency, upserting the new conversation); two
+    running at once for a customer without a conversation may both create one, as two
+    callers of ``latest_for_customer`` then ``add`` could. A conversation is one document,
+    so it holds at most 16 MB of messages (tens of thousands of chat messages).
 
     Raises ``Conflict`` ``conversation_conflict`` for a taken id and ``NotFound``
     ``conversation_not_found`` for an unknown one.
@@ -343,6 +403,31 @@ class MongoConversationRepository(ConversationRepository):
             result = await self._conversations.update_one({"_id": conversation_id}, update)
         if result.matched_count == 0:
             raise NotFound("conversation", conversation_id)
+
+    async def append_to_latest(self, customer_id: str, message: Message, *,
+                               new_conversation_id: str) -> str:
+        """One ``find_one_and_update`` on the customer's latest conversation, an upsert that
+        creates the new one (the same document :meth:`add` would store) when there is
+        none."""
+        pushed = message_to_document(message, _TIEBREAKS.take()[0])
+        update = {
+            "$push": {"messages": {"$each": [pushed], "$sort": {"order": ASCENDING}}},
+            "$max": {"updated_at": message.created_at},
+            "$setOnInsert": {"_id": new_conversation_id, "created_at": message.created_at,
+                             "summary": None},
+        }
+        with translate_errors("append a message", conflict_code="conversation_conflict"):
+            try:
+                document = await self._conversations.find_one_and_update(
+                    {"customer_id": customer_id}, update, projection={"_id": 1},
+                    sort=_CONVERSATION_ORDER, upsert=True,
+                    return_document=ReturnDocument.AFTER)
+            except DuplicateKeyError as exc:
+                raise Conflict(f"conversation {new_conversation_id} exists",
+                               code="conversation_conflict",
+                               details={"field": "id", "existing_id": new_conversation_id}
+                               ) from exc
+        return str(document["_id"])
 
     async def list_for_customer(self, customer_id: str, *, limit: int,
                                 offset: int) -> Page[Conversation]:

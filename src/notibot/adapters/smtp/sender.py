@@ -226,6 +226,9 @@ class SmtpEmailSender(EmailSender):
 
     def _pool(self) -> _Pool:
         loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)  # one dict read: no lock needed to find an open pool
+        if pool is not None and not pool.closed:
+            return pool
         with self._lock:
             for gone in [other for other in self._pools if other.is_closed()]:
                 del self._pools[gone]
