@@ -9,6 +9,7 @@ the worker's clients share one mongomock server store, as two processes share a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 import uuid
@@ -65,14 +66,18 @@ class MongomockClientFactory(MongoClientFactory):
         self._mock = None
 
 
-@pytest.fixture
-async def stack(redis_url: str) -> AsyncIterator[dict[str, Any]]:
+@contextlib.asynccontextmanager
+async def production_stack(redis_url: str, **settings_values: Any
+                           ) -> AsyncIterator[dict[str, Any]]:
+    """The API (``{"http": ASGIConductor, "container": the API's container}``) and a
+    separate Dramatiq worker over one mongomock store and a real Redis; ``settings_values``
+    add or override settings of both (``email="smtp"``, ...)."""
     namespace = f"notibot-test-{uuid.uuid4().hex[:12]}"
     store = mongomock.store.ServerStore()
-    settings = IsolatedSettings(
-        store="mongo", mongodb_url="mongodb://mongomock.invalid", queue="dramatiq",
-        redis_url=redis_url, jwt_secret=TEST_JWT_SECRET, admin_username="admin",
-        admin_password="admin-password", import_chunk_rows=200)
+    settings = IsolatedSettings(**{
+        "store": "mongo", "mongodb_url": "mongodb://mongomock.invalid", "queue": "dramatiq",
+        "redis_url": redis_url, "jwt_secret": TEST_JWT_SECRET, "admin_username": "admin",
+        "admin_password": "admin-password", "import_chunk_rows": 200, **settings_values})
 
     def container(broker: Broker, **extra: Any) -> Any:
         return build_container(settings, mongo_factory=MongomockClientFactory(store),
@@ -103,6 +108,12 @@ async def stack(redis_url: str) -> AsyncIterator[dict[str, Any]]:
                     client.delete(*keys)
             finally:
                 client.close()
+
+
+@pytest.fixture
+async def stack(redis_url: str) -> AsyncIterator[dict[str, Any]]:
+    async with production_stack(redis_url) as running:
+        yield running
 
 
 async def login(http: testing.ASGIConductor) -> dict[str, str]:

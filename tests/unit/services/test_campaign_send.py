@@ -286,9 +286,12 @@ async def test_the_emails_carry_the_unsubscribe_link_and_header(h: Harness) -> N
     await h.send(campaign)
 
     [message] = h.email.sent
-    url = f"http://127.0.0.1:8000/unsubscribe/{an.id}"
-    assert message.text == f"Bye: {url}"
-    assert message.headers == {"List-Unsubscribe": f"<{url}>"}
+    url = message.text.removeprefix("Bye: ")
+    assert url.startswith("http://127.0.0.1:8000/unsubscribe?token=")
+    assert message.headers == {"List-Unsubscribe": f"<{url}>",
+                               "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    token = url.partition("?token=")[2]
+    assert (await h.sender.unsubscribe_customer(token)).id == an.id
 
 
 async def test_html_is_escaped_and_text_is_raw(h: Harness) -> None:

@@ -16,7 +16,8 @@
 
 Template variables: ``customer.*`` (:data:`CUSTOMER_VARIABLES`), ``data.*`` (the campaign's
 ``default_data`` overlaid with the send's ``data``), ``campaign.*`` (:data:`CAMPAIGN_VARIABLES`)
-and ``unsubscribe_url`` (``{unsubscribe_base_url}/unsubscribe/{customer_id}``).
+and ``unsubscribe_url`` (``{unsubscribe_base_url}/unsubscribe?token=<signed token>``: see
+"Unsubscribing" below).
 
 Retry semantics: ``retry_failed(job_id)`` queues a *new* ``campaign_send`` job with params
 ``{"retry_of": <original job id>}``. It re-sends exactly the deliveries of the original job
@@ -24,11 +25,28 @@ that are ``failed`` and **reuses those Delivery records** (failed -> sent, attem
 the same record), so each recipient of a send keeps one Delivery, and a delivery that is sent
 is never picked again. Two retries running at once cannot both send one delivery: each
 attempt first claims ``(delivery id, attempts so far)`` in the IdempotencyStore.
+
+Retrying on the campaign: :meth:`CampaignSender.retry_failed_campaign` queues a *new*
+``campaign_send`` job with params ``{"campaign_id", "retry_campaign": true, "retry_sends":
+{<send job id>: <that send's data>}}``. It re-sends the deliveries of that campaign that are
+``failed`` in the sends listed (every send with a failed delivery when it was asked), through
+the same per-delivery retry as above (same records, same claims, each with its own send's
+``data``), but one delivery per customer (the oldest), and never to a customer who has a
+``sent`` delivery of the campaign in any send (counted as skipped, error ``already_sent``;
+that failed delivery stays failed: a delivery cannot go from failed to skipped).
+
+Unsubscribing: ``unsubscribe_url`` carries a signed token (:class:`~notibot.application.
+ports.TokenService`, type :data:`UNSUBSCRIBE_TOKEN_TYPE`, subject the customer id, valid
+:data:`UNSUBSCRIBE_TOKEN_TTL` seconds); :meth:`CampaignSender.unsubscribe` checks it and sets
+the customer's ``subscribed`` to false. Emails carry ``List-Unsubscribe`` (RFC 2369) and
+``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058, one-click: the URL must be
+``https`` for mailbox providers to use it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import json
@@ -55,15 +73,16 @@ from notibot.application.ports import (
     Page,
     RateLimiter,
     TemplateRenderer,
+    TokenService,
 )
 from notibot.application.services.jobs import JobContext, JobService
 from notibot.application.services.paging import check_page
 from notibot.domain import (
+    AuthenticationFailed,
     Campaign,
     CampaignContent,
     Channel,
     Conflict,
-    Conversation,
     Customer,
     Delivery,
     DeliveryFailed,
@@ -76,6 +95,7 @@ from notibot.domain import (
     Message,
     MessageRole,
     NotFound,
+    NotibotError,
 )
 from notibot.domain.campaign import check_channel
 from notibot.domain.rules import normalize_language, require_text
@@ -103,6 +123,15 @@ MAX_AUDIENCE_IDS = 10_000
 MAX_IDEMPOTENCY_KEY = 255
 #: Days of history :meth:`CampaignSender.stats` covers by default.
 STATS_DAYS = 30
+#: ``token_type`` of unsubscribe tokens (:class:`~notibot.application.ports.TokenService`).
+UNSUBSCRIBE_TOKEN_TYPE = "unsubscribe"
+#: Lifetime of an unsubscribe token: 365 days, so a link in an old email still works.
+UNSUBSCRIBE_TOKEN_TTL = 365 * 24 * 3600
+
+#: How long :meth:`CampaignSendHandler.unsubscribe_url` reuses a customer's URL, and for
+#: how many customers at most.
+_UNSUBSCRIBE_URL_REUSE = timedelta(hours=1)
+_UNSUBSCRIBE_URLS_KEPT = 4096
 
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as HTTP field values
 _SPACES = re.compile(r"\s+")
@@ -365,7 +394,7 @@ class SendPolicy:
     Attributes:
         batch_size: recipients per batch: between two progress reports (and cancel checks).
         concurrency: messages of a batch sent at the same time (the SMTP adapter's pool
-            size is a good value).
+            size is a good value); as many more are rendered meanwhile, ready to go.
         max_attempts: tries of one message on transient failures (SMTP 4xx, connection
             lost) before its delivery is marked failed.
         base_delay: seconds before the first retry; each later retry waits twice as long,
@@ -413,11 +442,15 @@ def _fingerprint(value: Any) -> str:
 
 
 class CampaignSender:
-    """Starts campaign sends (``campaign_send`` jobs) and reads their history and stats.
+    """Starts campaign sends (``campaign_send`` jobs) and their retries, reads their history
+    and stats, and unsubscribes customers from the links in the emails.
 
     Sends are jobs like any other (``GET /tasks/{id}``, cancel, delete), submitted through
     :meth:`JobService.submit`; with an ``Idempotency-Key`` the job's id is reserved under the
     key first and handed to ``submit``.
+
+    Parameters:
+        tokens: verifies the unsubscribe tokens the send handler signs (same secret).
     """
 
     def __init__(
@@ -430,6 +463,8 @@ class CampaignSender:
         renderer: TemplateRenderer,
         ids: IdGenerator,
         clock: Clock,
+        *,
+        tokens: TokenService,
     ) -> None:
         self._campaigns = campaigns
         self._customers = customers
@@ -439,6 +474,7 @@ class CampaignSender:
         self._renderer = renderer
         self._ids = ids
         self._clock = clock
+        self._tokens = tokens
 
     async def submit(
         self,
@@ -513,6 +549,98 @@ class CampaignSender:
                   "retry_of": root, "data": data}
         return await self._jobs.submit(JobKind.CAMPAIGN_SEND.value, params,
                                        created_by=created_by, total=failed.total)
+
+    async def retry_failed_campaign(self, campaign_id: str, *,
+                                    idempotency_key: str | None = None,
+                                    created_by: str | None = None) -> Job:
+        """Queue a job that re-sends the failed deliveries of campaign ``campaign_id`` across
+        all its sends: one per customer, and never to a customer who already got the campaign
+        (a ``sent`` delivery in any send). Each is re-sent with the ``data`` of its own send
+        and updated in place (see the module's "Retrying on the campaign"). The new job has
+        params ``{"campaign_id", "campaign_name", "retry_campaign": true, "retry_sends":
+        {send job id: data}}``.
+
+        With ``idempotency_key``, a repeat of the same request (same campaign, same user)
+        returns the job of the first one, whatever its state.
+
+        Raises:
+            NotFound: ``campaign_not_found`` (HTTP 404).
+            Conflict: ``campaign_inactive`` (409); ``no_failed_deliveries`` (409): no failed
+                delivery, or each customer of one got the campaign in another send.
+            InvalidInput: ``missing_data`` (the templates now use a ``data.x`` one of the
+                sends did not have), ``invalid_idempotency_key``, ``idempotency_key_reused``.
+            ServiceUnavailable: the queue is down (the job is then marked failed).
+        """
+        request = {"retry_failed_of_campaign": campaign_id}
+        job_id, existing = await self._reserve(idempotency_key, created_by, request)
+        if existing is not None:
+            return existing
+        campaign = await self._sendable(campaign_id)
+        failed = await _failed_of_campaign(self._deliveries, campaign.id)
+        customers = {d.customer_id for d in failed}
+        # one customer still to reach is enough to queue the job (it counts them exactly)
+        for customer_id in sorted(customers):
+            if not await _has_received(self._deliveries, campaign.id, customer_id):
+                break
+        else:
+            raise Conflict(
+                f"campaign {campaign.name!r} has no failed deliveries to re-send"
+                + (f" ({len(failed)} failed, but each of those customers got it in another "
+                   "send)" if failed else ""),
+                code="no_failed_deliveries",
+                details={"campaign_id": campaign.id, "failed": len(failed)})
+        sends: dict[str, dict[str, Any]] = {}
+        for send_id in sorted({d.job_id for d in failed}):
+            try:
+                data = dict((await self._jobs.get(send_id)).params.get("data") or {})
+            except NotFound:  # the send's job was deleted: the campaign's default_data
+                data = {}
+            await self._check_data(campaign, data)
+            sends[send_id] = data
+        params = {"campaign_id": campaign.id, "campaign_name": campaign.name,
+                  "retry_campaign": True, "retry_sends": sends}
+        return await self._jobs.submit(JobKind.CAMPAIGN_SEND.value, params,
+                                       created_by=created_by, total=len(customers),
+                                       job_id=job_id)
+
+    async def unsubscribe_customer(self, token: str) -> Customer:
+        """The customer an unsubscribe token (from ``unsubscribe_url``) is for, without
+        changing anything (the confirmation page of ``GET /unsubscribe``).
+
+        Raises:
+            NotibotError: ``invalid_unsubscribe_token`` (HTTP 400): missing, malformed,
+                forged, of another type, or expired (``details.reason``).
+            NotFound: ``customer_not_found``: the customer was deleted.
+        """
+        if not token or not token.strip():
+            raise NotibotError("the unsubscribe link has no token",
+                               code="invalid_unsubscribe_token", details={"reason": "missing"})
+        try:
+            claims = await self._tokens.verify(token.strip(), UNSUBSCRIBE_TOKEN_TYPE)
+        except AuthenticationFailed as exc:
+            expired = exc.code == "token_expired"
+            raise NotibotError(
+                "this unsubscribe link has expired" if expired
+                else "this unsubscribe link is not valid",
+                code="invalid_unsubscribe_token",
+                details={"reason": "expired" if expired else "invalid"}) from None
+        return await self._customers.get(claims.subject)
+
+    async def unsubscribe(self, token: str) -> Customer:
+        """Set ``subscribed`` to false for the customer of an unsubscribe token and return
+        the customer. Idempotent: an unsubscribed customer is returned unchanged.
+
+        Raises:
+            NotibotError: ``invalid_unsubscribe_token`` (HTTP 400), as
+                :meth:`unsubscribe_customer`.
+            NotFound: ``customer_not_found``: the customer was deleted.
+        """
+        customer = await self.unsubscribe_customer(token)
+        if not customer.subscribed:
+            return customer
+        customer = customer.with_changes(now=await self._clock.now(), subscribed=False)
+        await self._customers.update(customer)
+        return customer
 
     async def history(self, filter: DeliveryFilter, *, limit: int | None = None,
                       offset: int | None = None) -> Page[Delivery]:
@@ -614,6 +742,28 @@ class CampaignSender:
         return 0
 
 
+async def _failed_of_campaign(deliveries: DeliveryRepository,
+                              campaign_id: str) -> list[Delivery]:
+    """Every failed delivery of a campaign as it is now (all its sends)."""
+    failed: list[Delivery] = []
+    while True:
+        page = await deliveries.list(
+            DeliveryFilter(campaign_id=campaign_id, status=DeliveryStatus.FAILED),
+            limit=200, offset=len(failed))
+        failed.extend(page.items)
+        if not page.items or len(failed) >= page.total:
+            return failed
+
+
+async def _has_received(deliveries: DeliveryRepository, campaign_id: str,
+                        customer_id: str) -> bool:
+    """Whether the customer has a ``sent`` delivery of the campaign, in any send."""
+    page = await deliveries.list(
+        DeliveryFilter(campaign_id=campaign_id, customer_id=customer_id,
+                       status=DeliveryStatus.SENT), limit=1, offset=0)
+    return page.total > 0
+
+
 # -- the job ---------------------------------------------------------------------------------
 
 
@@ -632,12 +782,14 @@ class _Tally:
 
 @dataclass(slots=True, frozen=True)
 class _Send:
-    """What every recipient of one send job shares."""
+    """What every recipient of one send job shares; ``sending`` admits the messages being
+    sent (``policy.concurrency`` at a time)."""
 
     job_id: str
     campaign: Campaign
     data: dict[str, Any]
     campaign_vars: dict[str, Any]
+    sending: asyncio.Semaphore
 
 
 @dataclass(slots=True, frozen=True)
@@ -652,10 +804,13 @@ class CampaignSendHandler:
     """The ``campaign_send`` job handler (register :meth:`run` for ``JobKind.CAMPAIGN_SEND``).
 
     Parameters:
+        tokens: signs the unsubscribe tokens (:meth:`unsubscribe_url`).
         policy: batch size, concurrency, retries and backoff.
         unsubscribe_base_url: the base of ``unsubscribe_url`` and of the
-            ``List-Unsubscribe`` header: ``{base}/unsubscribe/{customer_id}``. notibot does
-            not serve that path: point the base at the site that handles unsubscribing.
+            ``List-Unsubscribe`` header: ``{base}/unsubscribe?token=...``, which notibot's
+            HTTP API serves (``GET`` and ``POST /unsubscribe``), so the base is the API's
+            public URL (NOTIBOT_PUBLIC_URL, with any path prefix); ``https`` in production
+            (RFC 8058 one-click needs it).
         message_id_domain: the right-hand side of the Message-IDs, which are
             ``<{delivery_id}@{domain}>``: the same delivery always has the same Message-ID,
             so a message re-sent after a lost reply can be recognised by mail systems.
@@ -674,6 +829,7 @@ class CampaignSendHandler:
         ids: IdGenerator,
         clock: Clock,
         *,
+        tokens: TokenService,
         policy: SendPolicy | None = None,
         unsubscribe_base_url: str = "http://127.0.0.1:8000",
         message_id_domain: str = "notibot.local",
@@ -691,14 +847,42 @@ class CampaignSendHandler:
         self._policy = policy or SendPolicy()
         self._unsubscribe_base = unsubscribe_base_url.rstrip("/")
         self._message_id_domain = message_id_domain
+        self._tokens = tokens
+        self._unsubscribe_urls: dict[str, tuple[datetime, str]] = {}
 
-    def unsubscribe_url(self, customer_id: str) -> str:
-        """The unsubscribe URL of a customer: ``{base}/unsubscribe/{customer_id}``."""
-        return f"{self._unsubscribe_base}/unsubscribe/{quote(customer_id, safe='')}"
+    async def unsubscribe_url(self, customer_id: str) -> str:
+        """The unsubscribe URL of a customer: ``{base}/unsubscribe?token=<token>``, the token
+        signed by the TokenService (type :data:`UNSUBSCRIBE_TOKEN_TYPE`, subject the customer
+        id, valid :data:`UNSUBSCRIBE_TOKEN_TTL` seconds).
+
+        A customer's URL is reused for an hour (the last 4,096 customers), so the body link
+        and the ``List-Unsubscribe`` header of one message are the same URL and cost one
+        HS256 signature (about 15 us).
+        """
+        now = await self._clock.now()
+        cached = self._unsubscribe_urls.get(customer_id)
+        if cached is not None and timedelta(0) <= now - cached[0] < _UNSUBSCRIBE_URL_REUSE:
+            return cached[1]
+        token = await self._tokens.issue(customer_id, UNSUBSCRIBE_TOKEN_TYPE,
+                                         UNSUBSCRIBE_TOKEN_TTL)
+        url = f"{self._unsubscribe_base}/unsubscribe?token={quote(token, safe='')}"
+        if len(self._unsubscribe_urls) >= _UNSUBSCRIBE_URLS_KEPT:
+            self._unsubscribe_urls.clear()
+        self._unsubscribe_urls[customer_id] = (now, url)
+        return url
+
+    async def unsubscribe_headers(self, customer_id: str) -> dict[str, str]:
+        """The unsubscribe headers of an email to a customer: ``List-Unsubscribe`` (RFC 2369)
+        with :meth:`unsubscribe_url`, and ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``
+        (RFC 8058: mailbox providers may then POST that body to the URL, which must be
+        ``https``, to unsubscribe in one click)."""
+        return {"List-Unsubscribe": f"<{await self.unsubscribe_url(customer_id)}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
     async def run(self, ctx: JobContext) -> dict[str, Any]:
         """Send the campaign of ``ctx.params`` to its audience (or, with ``retry_of``, re-send
-        the failed deliveries of that send), batch by batch.
+        the failed deliveries of that send; with ``retry_campaign``, those of the campaign's
+        sends in ``retry_sends``), batch by batch.
 
         Returns ``{campaign_id, total, sent, failed, skipped}`` (plus ``retry_of``).
 
@@ -716,10 +900,13 @@ class CampaignSendHandler:
             job_id=ctx.job.id, campaign=campaign,
             data={**campaign.default_data, **(params.get("data") or {})},
             campaign_vars={"id": campaign.id, "name": campaign.name,
-                           "description": campaign.description})
+                           "description": campaign.description},
+            sending=asyncio.Semaphore(max(1, self._policy.concurrency)))
         retry_of = params.get("retry_of")
         tally = _Tally()
-        if retry_of:
+        if params.get("retry_campaign"):
+            await self._run_campaign_retry(ctx, send, params.get("retry_sends") or {}, tally)
+        elif retry_of:
             await self._run_retry(ctx, send, retry_of, tally)
         else:
             await self._run_send(ctx, send, Audience.from_params(params["audience"]), tally)
@@ -793,30 +980,76 @@ class CampaignSendHandler:
                                failed[start:start + size])
             await self._report(ctx, tally, batch)
 
-    async def _gather(self, work: Callable[[T], Awaitable[None]], items: Sequence[T]) -> None:
-        """Run ``work(item)`` for every item, at most ``policy.concurrency`` at a time; the
-        first error cancels the rest and is raised."""
-        semaphore = asyncio.Semaphore(max(1, self._policy.concurrency))
+    async def _run_campaign_retry(self, ctx: JobContext, send: _Send,
+                                  sends: Mapping[str, Mapping[str, Any]],
+                                  tally: _Tally) -> None:
+        """Re-send the failed deliveries of the campaign in ``sends`` (send job id -> its
+        data): one per customer (the oldest), each through :meth:`_retry_one` with its own
+        send's data; a customer who has a ``sent`` delivery of the campaign is skipped
+        (error ``already_sent``)."""
+        chosen: dict[str, Delivery] = {}
+        for delivery in sorted(await _failed_of_campaign(self._deliveries, send.campaign.id),
+                               key=lambda d: (d.created_at, d.id)):
+            if delivery.job_id in sends:
+                chosen.setdefault(delivery.customer_id, delivery)
+        per_send = {send_id: dataclasses.replace(
+            send, data={**send.campaign.default_data, **data}) for send_id, data in sends.items()}
 
-        async def limited(item: T) -> None:
-            async with semaphore:
+        async def retry(delivery: Delivery, batch: _Tally) -> None:
+            if await _has_received(self._deliveries, send.campaign.id, delivery.customer_id):
+                batch.processed += 1
+                batch.skipped += 1
+                batch.errors.append(JobError(
+                    code="already_sent",
+                    message=f"customer {delivery.customer_id} already got this campaign in "
+                            "another send",
+                    values={"customer_id": delivery.customer_id, "delivery_id": delivery.id}))
+                return
+            await self._retry_one(per_send[delivery.job_id], delivery, batch=batch)
+
+        failed = list(chosen.values())
+        await self._start(ctx, len(failed))
+        size = self._policy.batch_size
+        for start in range(0, len(failed), size):
+            batch = _Tally()
+            await self._gather(functools.partial(retry, batch=batch), failed[start:start + size])
+            await self._report(ctx, tally, batch)
+
+    async def _gather(self, work: Callable[[T], Awaitable[None]], items: Sequence[T]) -> None:
+        """Run ``work(item)`` for every item, at most twice ``policy.concurrency`` at a time
+        (:meth:`_send_email` lets ``concurrency`` of them send at once: the others render
+        their message meanwhile, so this process's work overlaps the mail server's), in
+        order: that many tasks take the next item as they finish one. The first error
+        cancels the rest and is raised."""
+        pending = iter(items)
+
+        async def worker() -> None:
+            for item in pending:  # shared: each item goes to one worker
                 await work(item)
 
         async with asyncio.TaskGroup() as group:
-            for item in items:
-                group.create_task(limited(item))
+            for _ in range(min(len(items), 2 * max(1, self._policy.concurrency))):
+                group.create_task(worker())
 
     async def _send_batch(self, send: _Send, customers: Sequence[Customer],
                           batch: _Tally) -> None:
-        await self._gather(functools.partial(self._send_one, send, batch=batch), customers)
-
-    async def _send_one(self, send: _Send, customer: Customer, *, batch: _Tally) -> None:
+        """Create the batch's deliveries that do not exist yet, in one repository call (a
+        batch run before finds its own), then send to each recipient."""
+        if not customers:
+            return
         now = await self._clock.now()
-        language, _ = send.campaign.content_for(customer.language)
-        delivery, created = await self._deliveries.add_if_absent(Delivery(
-            id=await self._ids.new_id(), job_id=send.job_id, campaign_id=send.campaign.id,
+        ids = await self._ids.new_ids(len(customers))
+        stored = await self._deliveries.add_many_if_absent([Delivery(
+            id=delivery_id, job_id=send.job_id, campaign_id=send.campaign.id,
             customer_id=customer.id, channel=send.campaign.channel, created_at=now,
-            language=language))
+            language=send.campaign.content_for(customer.language)[0])
+            for delivery_id, customer in zip(ids, customers, strict=True)])
+        await self._gather(functools.partial(self._send_one, send, batch=batch),
+                           list(zip(customers, stored, strict=True)))
+
+    async def _send_one(self, send: _Send, recipient: tuple[Customer, tuple[Delivery, bool]],
+                        *, batch: _Tally) -> None:
+        customer, (delivery, created) = recipient
         batch.processed += 1
         if not created and delivery.status is not DeliveryStatus.QUEUED:
             # this batch ran before (the job was re-run): never send twice
@@ -829,7 +1062,7 @@ class CampaignSendHandler:
             return
         reason = self._skip_reason(send, customer)
         if reason is not None:
-            delivery.mark_skipped(now, reason)
+            delivery.mark_skipped(await self._clock.now(), reason)
             await self._deliveries.update(delivery)
             batch.skipped += 1
             return
@@ -888,7 +1121,7 @@ class CampaignSendHandler:
             },
             "data": send.data,
             "campaign": send.campaign_vars,
-            "unsubscribe_url": self.unsubscribe_url(customer.id),
+            "unsubscribe_url": await self.unsubscribe_url(customer.id),
         }
         subject = await self._renderer.render(content.subject, context)
         text = await self._renderer.render(content.text_body, context)
@@ -911,11 +1144,11 @@ class CampaignSendHandler:
         if send.campaign.channel is Channel.EMAIL:
             assert customer.email is not None  # checked by _skip_reason
             try:
-                message_id, tries = await self._send_email(EmailMessage(
+                message_id, tries = await self._send_email(send, EmailMessage(
                     to=customer.email, subject=rendered.subject, text=rendered.text,
                     html=rendered.html,
                     message_id=f"<{delivery.id}@{self._message_id_domain}>",
-                    headers={"List-Unsubscribe": f"<{self.unsubscribe_url(customer.id)}>"}))
+                    headers=await self.unsubscribe_headers(customer.id)))
             except _SendFailed as failure:
                 delivery.attempts += failure.tries - 1
                 await self._fail(delivery, failure.reply, batch, customer)
@@ -926,14 +1159,16 @@ class CampaignSendHandler:
         batch.sent += 1
         await self._remember(send, customer, delivery, rendered)
 
-    async def _send_email(self, message: EmailMessage) -> tuple[str, int]:
-        """Send with retries; return ``(Message-ID, tries)``. Raises _SendFailed."""
+    async def _send_email(self, send: _Send, message: EmailMessage) -> tuple[str, int]:
+        """Send with retries, at most ``policy.concurrency`` messages of the job at once;
+        return ``(Message-ID, tries)``. Raises _SendFailed."""
         tries = 0
         while True:
             tries += 1
             await self._rate_limiter.acquire("email")
             try:
-                return await self._email.send(message), tries
+                async with send.sending:
+                    return await self._email.send(message), tries
             except DeliveryFailed as exc:
                 if not exc.transient:
                     raise _SendFailed(exc.message, tries) from None
@@ -954,23 +1189,18 @@ class CampaignSendHandler:
     async def _remember(self, send: _Send, customer: Customer, delivery: Delivery,
                         rendered: _Rendered) -> None:
         """Append the notification to the customer's latest conversation (a new one when
-        there is none), so the chat bot knows what was sent."""
+        there is none), so the chat bot knows what was sent: one repository call."""
         now = await self._clock.now()
+        note_id, conversation_id = await self._ids.new_ids(2)
         message = Message(
-            id=await self._ids.new_id(), role=MessageRole.NOTIFICATION,
+            id=note_id, role=MessageRole.NOTIFICATION,
             content=f"{rendered.subject}\n\n{rendered.text}", created_at=now,
             metadata={"campaign_id": send.campaign.id, "campaign_name": send.campaign.name,
                       "subject": rendered.subject, "delivery_id": delivery.id,
                       "message_id": delivery.message_id, "job_id": send.job_id,
                       "channel": send.campaign.channel.value})
-        conversation = await self._conversations.latest_for_customer(customer.id)
-        if conversation is not None:
-            await self._conversations.append(conversation.id, message)
-            return
-        conversation = Conversation(id=await self._ids.new_id(), customer_id=customer.id,
-                                    created_at=now, updated_at=now)
-        conversation.append(message)
-        await self._conversations.add(conversation)
+        await self._conversations.append_to_latest(customer.id, message,
+                                                   new_conversation_id=conversation_id)
 
 
 class _SendFailed(Exception):
