@@ -31,7 +31,15 @@ from notibot.adapters.security import Argon2PasswordHasher, JwtTokenService
 from notibot.adapters.system import SystemClock, UuidIdGenerator
 from notibot.adapters.tabular import PandasCustomerFileReader
 from notibot.adapters.templating import Jinja2TemplateRenderer
-from notibot.application.ports import EmailSender, HealthCheck, RateLimiter
+from notibot.application.ports import (
+    ChatModel,
+    EmailSender,
+    HealthCheck,
+    PromptTemplateRepository,
+    PromptTrimmer,
+    RateLimiter,
+    ShortTermMemory,
+)
 from notibot.application.services import (
     AuthService,
     CustomerService,
@@ -45,7 +53,9 @@ from notibot.application.services.campaigns import (
     CampaignService,
     SendPolicy,
 )
+from notibot.application.services.chat import ChatJobs, ChatService
 from notibot.application.services.imports import CustomerImporter, CustomerImportService
+from notibot.application.services.prompts import PromptService
 from notibot.domain import JobKind
 from notibot.settings import Settings
 
@@ -162,10 +172,59 @@ def _rate_limiter(settings: Settings, redis: Any) -> RateLimiter:
 
 
 def _uses_redis_url(settings: Settings) -> bool:
-    """True when the configuration talks to NOTIBOT_REDIS_URL: the Dramatiq broker when
-    NOTIBOT_BROKER_URL is unset, or the email rate limit shared by the workers."""
-    return settings.queue == "dramatiq" and (
-        settings.broker_url is None or settings.email_rate is not None)
+    """True when the configuration talks to NOTIBOT_REDIS_URL: short-term chat memory in
+    Redis, the Dramatiq broker when NOTIBOT_BROKER_URL is unset, or the email rate limit
+    shared by the workers."""
+    return settings.memory == "redis" or (settings.queue == "dramatiq" and (
+        settings.broker_url is None or settings.email_rate is not None))
+
+
+# AI chat: short-term memory (NOTIBOT_MEMORY), the chat model (NOTIBOT_LLM) and the prompt
+# trimmer, imported when first used.
+
+
+def _memory_short_term(settings: Settings, clock: Any) -> ShortTermMemory:
+    from notibot.adapters.memory import MemoryShortTermMemory
+
+    return MemoryShortTermMemory(clock, max_messages=settings.short_term_max,
+                                 ttl_seconds=settings.short_term_ttl)
+
+
+def _redis_short_term(settings: Settings, redis: Any) -> ShortTermMemory:
+    from notibot.adapters.redis import RedisShortTermMemory
+
+    return RedisShortTermMemory(redis, max_messages=settings.short_term_max,
+                                ttl_seconds=settings.short_term_ttl)
+
+
+def _offline_chat_model() -> ChatModel:
+    from notibot.adapters.offline import OfflineChatModel
+
+    return OfflineChatModel()
+
+
+def _gemini_chat_model(settings: Settings) -> ChatModel:
+    from notibot.adapters.gemini import GeminiChatModel
+
+    api_key = settings.resolved_gemini_api_key
+    if not api_key:
+        raise ValueError("NOTIBOT_LLM=gemini needs NOTIBOT_GEMINI_API_KEY (or GOOGLE_API_KEY)")
+    return GeminiChatModel(api_key=api_key, model=settings.gemini_model,
+                           temperature=settings.gemini_temperature,
+                           max_tokens=settings.gemini_max_tokens,
+                           timeout=settings.gemini_timeout, base_url=settings.gemini_base_url)
+
+
+def _prompt_trimmer() -> PromptTrimmer:
+    from notibot.adapters.langchain import LangChainPromptTrimmer
+
+    return LangChainPromptTrimmer()
+
+
+def _memory_prompt_templates() -> PromptTemplateRepository:
+    from notibot.adapters.memory import MemoryPromptTemplateRepository
+
+    return MemoryPromptTemplateRepository()
 
 
 def _service_health_checks(settings: Settings, redis: Any, broker: Any) -> list[HealthCheck]:
@@ -273,13 +332,36 @@ class Container(containers.DeclarativeContainer):
         CampaignSendHandler, campaigns=campaign_repository, customers=customer_repository,
         deliveries=delivery_repository, conversations=conversation_repository,
         idempotency=idempotency_store, renderer=template_renderer, email=email_sender,
-        rate_limiter=rate_limiter, ids=ids, clock=clock, policy=campaign_send_policy,
-        unsubscribe_base_url=settings.provided.resolved_public_url)
+        rate_limiter=rate_limiter, ids=ids, clock=clock, tokens=token_service,
+        policy=campaign_send_policy, unsubscribe_base_url=settings.provided.resolved_public_url)
+
+    # -- AI chat: memory, prompt templates, the model
+    short_term_memory = providers.Selector(
+        settings.provided.memory,
+        memory=providers.Singleton(_memory_short_term, settings, clock),
+        redis=providers.Singleton(_redis_short_term, settings, redis_connection))
+    prompt_template_repository = providers.Selector(
+        settings.provided.store, memory=providers.Singleton(_memory_prompt_templates),
+        mongo=providers.Singleton(_mongo("MongoPromptTemplateRepository"), mongo_database))
+    chat_model = providers.Selector(
+        settings.provided.llm, offline=providers.Singleton(_offline_chat_model),
+        gemini=providers.Singleton(_gemini_chat_model, settings))
+    prompt_trimmer = providers.Singleton(_prompt_trimmer)
+    prompt_service = providers.Singleton(
+        PromptService, templates=prompt_template_repository, customers=customer_repository,
+        renderer=template_renderer, ids=ids, clock=clock)
+    chat_service = providers.Singleton(
+        ChatService, customers=customer_repository, conversations=conversation_repository,
+        deliveries=delivery_repository, campaigns=campaign_repository,
+        short_term=short_term_memory, prompts=prompt_service, model=chat_model,
+        trimmer=prompt_trimmer, ids=ids, clock=clock,
+        token_budget=settings.provided.prompt_token_budget)
 
     #: job kind -> handler (JobHandler); tests add kinds with ``job_handlers.add_kwargs``.
     job_handlers = providers.Dict({
         JobKind.CSV_IMPORT.value: customer_importer.provided.run,
         JobKind.CAMPAIGN_SEND.value: campaign_send_handler.provided.run,
+        JobKind.CHAT_REPLY.value: chat_service.provided.run_job,
     })
     #: job kind -> what to release when a job is cancelled before it started
     job_discards = providers.Dict({JobKind.CSV_IMPORT.value: customer_importer.provided.discard})
@@ -319,10 +401,14 @@ class Container(containers.DeclarativeContainer):
     campaign_service = providers.Singleton(
         CampaignService, campaigns=campaign_repository, renderer=template_renderer, ids=ids,
         clock=clock)
+    chat_jobs = providers.Singleton(
+        ChatJobs, chat=chat_service, customers=customer_repository,
+        conversations=conversation_repository, jobs=job_service, ids=ids)
     campaign_sender = providers.Singleton(
         CampaignSender, campaigns=campaign_repository, customers=customer_repository,
         deliveries=delivery_repository, jobs=job_service,
-        idempotency=idempotency_store, renderer=template_renderer, ids=ids, clock=clock)
+        idempotency=idempotency_store, renderer=template_renderer, ids=ids, clock=clock,
+        tokens=token_service)
 
 
 def build_container(settings: Settings | None = None, **overrides: Any) -> Container:
@@ -404,6 +490,21 @@ class Notibot:
         return self.container.campaign_sender()
 
     @property
+    def prompts(self) -> PromptService:
+        """Prompt templates: create, version, render; the defaults."""
+        return self.container.prompt_service()
+
+    @property
+    def chat(self) -> ChatService:
+        """AI chat: send a message, history, sessions, memory stats."""
+        return self.container.chat_service()
+
+    @property
+    def chat_jobs(self) -> ChatJobs:
+        """AI chat as ``chat_reply`` jobs (``mode=async``)."""
+        return self.container.chat_jobs()
+
+    @property
     def health(self) -> HealthService:
         """Dependency readiness."""
         return self.container.health_service()
@@ -443,6 +544,9 @@ class Notibot:
             await ensure_indexes(self.container.mongo_database().resolve())
         for job in await self.jobs.fail_stale(settings.job_stale_after):
             log.warning("job %s was abandoned by a dead process; marked failed", job.id)
+        for template in await self.prompts.install_defaults():
+            log.info("installed default prompt template %s (%s, %s)", template.name,
+                     template.kind.value, template.language)
         if ensure_admin:
             await self._ensure_admin(settings)
         if run_jobs:
@@ -473,6 +577,7 @@ class Notibot:
             return
         await self.container.job_queue().close()
         await self.container.email_sender().close()
+        await self.container.chat_model().close()
         if _uses_redis_url(self.settings):
             await self.container.redis_connection().aclose()
         if self.settings.store == "mongo":

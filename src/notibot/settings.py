@@ -66,7 +66,9 @@ class Settings(BaseSettings):
         "email messages per second at most, across every worker (Redis with dramatiq); "
         "unset: no limit"))
     public_url: str | None = Field(None, description=(
-        "base URL of links in emails (unsubscribe); unset: http://NOTIBOT_HOST:NOTIBOT_PORT"))
+        "public base URL of this API, used in emails' unsubscribe links (served at "
+        "/unsubscribe; https for one-click unsubscribe); unset: "
+        "http://NOTIBOT_HOST:NOTIBOT_PORT"))
 
     memory: Literal["memory", "redis"] = Field(
         "memory", description=("short-term chat memory: memory (this process) or redis "
@@ -175,8 +177,9 @@ class Settings(BaseSettings):
 
     @property
     def resolved_gemini_api_key(self) -> str | None:
-        """NOTIBOT_GEMINI_API_KEY, else the GOOGLE_API_KEY environment variable, else None."""
-        if self.gemini_api_key is not None:
+        """NOTIBOT_GEMINI_API_KEY, else the GOOGLE_API_KEY environment variable, else None
+        (an empty value counts as unset)."""
+        if self.gemini_api_key is not None and self.gemini_api_key.get_secret_value():
             return self.gemini_api_key.get_secret_value()
         return os.environ.get("GOOGLE_API_KEY") or None
 

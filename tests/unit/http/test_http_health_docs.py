@@ -35,15 +35,29 @@ OPERATIONS = {
     "/notifications/send": {"post"},
     "/notifications/history": {"get"},
     "/notifications/stats": {"get"},
+    "/notifications/config/{config_id}/retry-failed": {"post"},
+    "/unsubscribe": {"get", "post"},
+    "/messages/send": {"post"},
+    "/messages/history": {"get"},
+    "/messages/history/{session_id}": {"delete"},
+    "/messages/sessions": {"get"},
+    "/messages/memory/stats": {"get"},
+    "/prompts/templates": {"get", "post"},
+    "/prompts/templates/{template_id}": {"get", "put", "delete"},
+    "/prompts/templates/{template_id}/versions": {"get"},
+    "/prompts/render": {"post"},
     "/health": {"get"},
     "/health/ready": {"get"},
     "/openapi.json": {"get"},
     "/docs": {"get"},
 }
 PUBLIC = {("/auth/login", "post"), ("/auth/refresh", "post"), ("/health", "get"),
-          ("/health/ready", "get"), ("/openapi.json", "get"), ("/docs", "get")}
+          ("/health/ready", "get"), ("/openapi.json", "get"), ("/docs", "get"),
+          ("/unsubscribe", "get"), ("/unsubscribe", "post")}
 ADMIN_ONLY = {("/customers/{customer_id}", "delete"), ("/tasks/{job_id}", "delete"),
-              ("/notifications/config/{config_id}", "delete")}
+              ("/notifications/config/{config_id}", "delete"),
+              ("/messages/history/{session_id}", "delete"),
+              ("/prompts/templates/{template_id}", "delete")}
 
 
 # -- health ----------------------------------------------------------------------------------
@@ -208,7 +222,7 @@ def test_openapi_documents_models_and_errors() -> None:
     assert schema(paths["/health/ready"]["get"], "503") == {
         "$ref": "#/components/schemas/ReadinessOut"}
     assert {t["name"] for t in spec["tags"]} == {"auth", "customers", "tasks", "notifications",
-                                                  "health", "docs"}
+                                                  "messages", "prompts", "health", "docs"}
 
 
 def _walk(node: Any):  # type: ignore[no-untyped-def]

@@ -99,9 +99,26 @@ class LangChainPromptTrimmer(PromptTrimmer):
         return trim_prompt(messages, budget)
 
 
+#: Longest role name the counter sees ("assistant").
+_LONGEST_ROLE = 9
+
+
+def _surely_fits(prompt: Sequence[PromptMessage], budget: int) -> bool:
+    """True when an upper bound of the prompt's tokens is within ``budget``: each message
+    counts ``ceil((content + role) / 4) + 3 <= (content + 9) / 4 + 4``. Skips building
+    LangChain messages for the common prompt that fits (unknown roles still go the long way
+    and raise there)."""
+    if any(m.role not in _ROLES for m in prompt):
+        return False
+    bound = sum(len(m.content) + _LONGEST_ROLE for m in prompt) / 4 + 4 * len(prompt)
+    return bound <= budget
+
+
 def trim_prompt(messages: Sequence[PromptMessage], budget: int) -> list[PromptMessage]:
     """The synchronous core of :meth:`LangChainPromptTrimmer.trim` (same contract)."""
     prompt = list(messages)
+    if _surely_fits(prompt, budget):
+        return prompt
     converted = [to_langchain_message(m, message_id=str(i)) for i, m in enumerate(prompt)]
     if len(prompt) <= 1 or count_tokens_approximately(converted) <= budget:
         return prompt

@@ -22,14 +22,29 @@ from notibot.entrypoints.http.resources.customers import CustomerCollection, Cus
 from notibot.entrypoints.http.resources.docs import DocsAsset, DocsPage, OpenApi
 from notibot.entrypoints.http.resources.health import Health, Readiness
 from notibot.entrypoints.http.resources.imports import CustomerImport, ImportErrors, ImportStatus
+from notibot.entrypoints.http.resources.messages import (
+    MemoryStats,
+    MessageHistory,
+    MessageSend,
+    MessageSession,
+    MessageSessions,
+)
 from notibot.entrypoints.http.resources.notifications import (
     NotificationConfigCreate,
     NotificationConfigItem,
     NotificationConfigList,
+    NotificationConfigRetryFailed,
     NotificationHistory,
     NotificationSend,
     NotificationStats,
     TaskRetryFailed,
+    Unsubscribe,
+)
+from notibot.entrypoints.http.resources.prompts import (
+    PromptRender,
+    PromptTemplateCollection,
+    PromptTemplateItem,
+    PromptTemplateVersionList,
 )
 from notibot.entrypoints.http.resources.tasks import (
     TaskCancel,
@@ -48,6 +63,7 @@ def routes(notibot: Notibot) -> list[tuple[str, object]]:
     auth, customers, jobs, imports = notibot.auth, notibot.customers, notibot.jobs, \
         notibot.imports
     campaigns, sender = notibot.campaigns, notibot.campaign_sender
+    chat, prompts = notibot.chat, notibot.prompts
     return [
         ("/auth/login", Login(auth)),
         ("/auth/refresh", Refresh(auth)),
@@ -66,9 +82,21 @@ def routes(notibot: Notibot) -> list[tuple[str, object]]:
         ("/notifications/config", NotificationConfigCreate(campaigns)),
         ("/notifications/configs", NotificationConfigList(campaigns)),
         ("/notifications/config/{config_id}", NotificationConfigItem(campaigns)),
+        ("/notifications/config/{config_id}/retry-failed",
+         NotificationConfigRetryFailed(sender)),
         ("/notifications/send", NotificationSend(sender)),
         ("/notifications/history", NotificationHistory(sender)),
         ("/notifications/stats", NotificationStats(sender)),
+        ("/unsubscribe", Unsubscribe(sender)),
+        ("/messages/send", MessageSend(chat, notibot.chat_jobs)),
+        ("/messages/history", MessageHistory(chat)),
+        ("/messages/history/{session_id}", MessageSession(chat)),
+        ("/messages/sessions", MessageSessions(chat)),
+        ("/messages/memory/stats", MemoryStats(chat)),
+        ("/prompts/templates", PromptTemplateCollection(prompts)),
+        ("/prompts/templates/{template_id}", PromptTemplateItem(prompts)),
+        ("/prompts/templates/{template_id}/versions", PromptTemplateVersionList(prompts)),
+        ("/prompts/render", PromptRender(prompts)),
         ("/health", Health()),
         ("/health/ready", Readiness(notibot.health)),
         ("/openapi.json", OpenApi(openapi_spec)),

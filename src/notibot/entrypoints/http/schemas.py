@@ -25,6 +25,13 @@ from notibot.application.ports import (
 )
 from notibot.application.services import TokenPair
 from notibot.application.services.campaigns import CampaignStats
+from notibot.application.services.chat import (
+    DEFAULT_HISTORY,
+    ChatTurn,
+    HistoryPage,
+    SessionSummary,
+)
+from notibot.application.services.prompts import RenderedPrompt
 from notibot.domain import (
     Campaign,
     CampaignContent,
@@ -34,9 +41,14 @@ from notibot.domain import (
     DeliveryStatus,
     Job,
     JobStatus,
+    Message,
+    MessageRole,
+    PromptKind,
+    PromptTemplate,
     Role,
     User,
 )
+from notibot.domain.conversation import MESSAGE_MAX_LENGTH
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -678,6 +690,33 @@ def stats_json(stats: CampaignStats) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
+class UnsubscribeQuery(_Input):
+    """Query string of ``GET`` and ``POST /unsubscribe``: the link of the emails."""
+
+    token: str | None = Field(None, description=(
+        "the signed unsubscribe token of `unsubscribe_url` (valid 365 days); with POST it may "
+        "come in the form instead"))
+
+
+class UnsubscribeForm(_Input):
+    """Body of ``POST /unsubscribe`` (``application/x-www-form-urlencoded`` or
+    ``multipart/form-data``; RFC 8058 one-click sends ``List-Unsubscribe=One-Click``).
+    Other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    token: str | None = Field(None, description="the unsubscribe token; else the query's")
+    list_unsubscribe: Literal["One-Click"] | None = Field(
+        None, alias="List-Unsubscribe", description="RFC 8058 one-click unsubscription")
+
+
+class UnsubscribeOut(_Output):
+    """The customer is unsubscribed (``subscribed`` false): no more campaign emails."""
+
+    status: Literal["unsubscribed"] = "unsubscribed"
+    email: str | None = Field(description="the customer's email, masked (`a***@example.org`)")
+
+
 # -- health and docs -------------------------------------------------------------------------
 
 
@@ -703,3 +742,383 @@ def readiness_json(ready: bool, checks: dict[str, dict[str, Any]]) -> dict[str, 
 
 class OpenApiDocument(RootModel[dict[str, Any]]):
     """An OpenAPI 3.0 document."""
+
+
+# -- AI chat ("messages") --------------------------------------------------------------------
+
+#: How a message is answered: ``sync`` (the reply in the response) or ``async`` (a job).
+ChatMode = Literal["sync", "async"]
+
+
+class ChatSendRequest(_Input):
+    """``POST /messages/send``: a customer's message to answer."""
+
+    customer_id: str = Field(description="the customer who wrote (404 `customer_not_found`)")
+    message: str = Field(description=(
+        f"the customer's text, 1 to {MESSAGE_MAX_LENGTH} characters after trimming (422 "
+        "`missing_message`, `message_too_long`)"))
+    session_id: str | None = Field(None, description=(
+        "the conversation: 1-128 letters, digits or `_ . : -`; an unknown id starts a "
+        "conversation with that id; default: the customer's latest conversation (where "
+        "campaign notifications land), else a new one"))
+    language: str | None = Field(None, description=(
+        "answer in this language (ISO 639-1 such as `vi`, `en`) instead of the customer's "
+        "`language` (default `en`); 422 `invalid_language`"))
+    mode: ChatMode | None = Field(None, description=(
+        "`sync` or `async`, like the `mode` query parameter (give one or the other; both "
+        "must agree, else 422 `conflicting_mode`)"))
+
+
+class ChatSendQuery(_Input):
+    """Query string of ``POST /messages/send``."""
+
+    mode: ChatMode | None = Field(None, description=(
+        "`sync` (default): answer 200 with the reply; `async`: queue a `chat_reply` job "
+        "and answer 202"))
+
+
+class UsageOut(_Output):
+    """Tokens of one model call (null when the model does not say)."""
+
+    tokens_in: int | None = Field(description="prompt tokens")
+    tokens_out: int | None = Field(description="reply tokens")
+
+
+class TemplateRefOut(_Output):
+    """Which prompt template version and A/B variant a reply used."""
+
+    id: str = Field(description="the template's id (`builtin-...` for a built-in default "
+                                "that is not stored)")
+    version: int
+    variant: str = Field(description="the A/B arm (`default` when the template has none)")
+
+
+class ChatTurnOut(_Output):
+    """The answer to one customer message (``POST /messages/send``, and the ``result`` of a
+    ``chat_reply`` job)."""
+
+    session_id: str = Field(description="the conversation")
+    message_id: str = Field(description="the assistant message's id")
+    customer_message_id: str = Field(description="the stored customer message's id")
+    reply: str
+    model: str = Field(description="the model's name, e.g. `gemini-2.5-flash`, "
+                                   "`notibot-offline`")
+    usage: UsageOut
+    latency_ms: float = Field(description="the model call's wall time, milliseconds")
+    prompt_template: TemplateRefOut = Field(description="the system template used")
+    context_template: TemplateRefOut = Field(description="the context template used")
+    language: str = Field(description="the reply's language (ISO 639-1)")
+    created_at: UtcDateTime = Field(description="the reply's time")
+
+
+class ChatAccepted(_Output):
+    """The message was stored and a ``chat_reply`` job queued to answer it (HTTP 202)."""
+
+    job_id: str
+    session_id: str = Field(description="the conversation the reply will be added to: read "
+                                        "it at `GET /messages/history?session_id=...`")
+    customer_message_id: str = Field(description="the id the customer's message is stored "
+                                                 "under once the job runs")
+    status_url: str = Field(description="`/tasks/{job_id}`: once `succeeded`, its `result` "
+                                        "is the reply (the body of a sync send)")
+
+
+class ChatHistoryQuery(_Input):
+    """Query string of ``GET /messages/history``: give ``customer_id``, ``session_id`` or
+    both."""
+
+    customer_id: str | None = Field(None, description="every conversation of this customer "
+                                                      "(or, with `session_id`, its owner)")
+    session_id: str | None = Field(None, description="one conversation")
+    limit: int = Field(DEFAULT_HISTORY, ge=1, le=MAX_PAGE_SIZE,
+                       description="the newest messages to return")
+    before: UtcDateTime | None = Field(None, description=(
+        "only messages created before this time (ISO 8601): pass `next_before` to read "
+        "older messages"))
+
+
+class ChatMessageOut(_Output):
+    """One message of a conversation."""
+
+    id: str
+    session_id: str
+    role: MessageRole = Field(description="`customer`, `assistant`, `notification` (a "
+                                          "delivered campaign) or `operator`")
+    content: str
+    created_at: UtcDateTime
+    metadata: dict[str, Any] = Field(description=(
+        "assistant: `model`, `tokens_in`, `tokens_out`, `latency_ms`, `language`, "
+        "`prompt_template`, `context_template`, `in_reply_to`; notification: `campaign_id`, "
+        "`campaign_name`, `subject`, `delivery_id`, `channel`, ...; customer: `language`"))
+
+
+class ChatHistoryOut(_Output):
+    """Messages oldest first; ``has_more`` says older ones exist."""
+
+    items: list[ChatMessageOut]
+    has_more: bool
+    next_before: UtcDateTime | None = Field(description=(
+        "when `has_more`: the `created_at` of the first item, the `before` of the next "
+        "(older) page; else null"))
+
+
+class ChatSessionQuery(_Input):
+    """Query string of ``GET /messages/sessions``."""
+
+    customer_id: str
+    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="page size")
+    offset: int = Field(0, ge=0, description="items to skip")
+
+
+class ChatSessionOut(_Output):
+    """One conversation of a customer, without its messages."""
+
+    session_id: str
+    customer_id: str
+    created_at: UtcDateTime
+    updated_at: UtcDateTime = Field(description="the time of its newest message")
+    message_count: int = Field(description="messages in long-term memory")
+    last_message: ChatMessageOut | None = Field(description="its newest message")
+
+
+class ChatSessionPage(_Output):
+    """A page of conversations, most recently updated first; ``total`` counts them all."""
+
+    items: list[ChatSessionOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class MemoryStatsQuery(_Input):
+    """Query string of ``GET /messages/memory/stats``."""
+
+    customer_id: str
+    session_id: str | None = Field(None, description="default: the customer's latest "
+                                                     "conversation")
+
+
+class ShortTermStatsOut(_Output):
+    """The short-term window (recent messages kept for prompts) of one conversation."""
+
+    count: int = Field(description="messages in the window")
+    ttl_seconds: float | None = Field(description="seconds until the window expires; null "
+                                                  "when it holds nothing")
+    max_messages: int = Field(description="NOTIBOT_SHORT_TERM_MAX")
+    ttl_max_seconds: float = Field(description="NOTIBOT_SHORT_TERM_TTL, refreshed on write")
+
+
+class LongTermStatsOut(_Output):
+    """What long-term memory (the conversation store) holds."""
+
+    messages: int = Field(description="messages of every conversation of the customer")
+    sessions: int = Field(description="the customer's conversations")
+    session_messages: int = Field(description="messages of `session_id`")
+
+
+class MemoryStatsOut(_Output):
+    """What memory holds for a customer."""
+
+    customer_id: str
+    session_id: str | None = Field(description="the conversation described (null: the "
+                                               "customer has none)")
+    short_term: ShortTermStatsOut
+    long_term: LongTermStatsOut
+
+
+def chat_turn_json(turn: ChatTurn) -> dict[str, Any]:
+    """The JSON of a :class:`~notibot.application.services.chat.ChatTurn`."""
+    return ChatTurnOut.model_validate(turn.to_dict()).model_dump(mode="json")
+
+
+def _message_out(session_id: str, message: Message) -> ChatMessageOut:
+    return ChatMessageOut(id=message.id, session_id=session_id, role=message.role,
+                          content=message.content, created_at=message.created_at,
+                          metadata=dict(message.metadata))
+
+
+def chat_history_json(page: HistoryPage) -> dict[str, Any]:
+    """The JSON of a :class:`~notibot.application.services.chat.HistoryPage`."""
+    items = [_message_out(session_id, message) for session_id, message in page.items]
+    next_before = items[0].created_at if page.has_more and items else None
+    return ChatHistoryOut(items=items, has_more=page.has_more,
+                          next_before=next_before).model_dump(mode="json")
+
+
+def chat_session_page_json(page: Page[SessionSummary]) -> dict[str, Any]:
+    """The JSON of a page of :class:`~notibot.application.services.chat.SessionSummary`."""
+    items = [ChatSessionOut(
+        session_id=s.session_id, customer_id=s.customer_id, created_at=s.created_at,
+        updated_at=s.updated_at, message_count=s.message_count,
+        last_message=(_message_out(s.session_id, s.last_message)
+                      if s.last_message is not None else None)) for s in page.items]
+    return ChatSessionPage(items=items, total=page.total, limit=page.limit,
+                           offset=page.offset).model_dump(mode="json")
+
+
+def memory_stats_json(stats: dict[str, Any]) -> dict[str, Any]:
+    """The JSON of :meth:`~notibot.application.services.chat.ChatService.memory_stats`."""
+    return MemoryStatsOut.model_validate(stats).model_dump(mode="json")
+
+
+# -- prompt templates ------------------------------------------------------------------------
+
+_PROMPT_BODY = (
+    "a Jinja2 template (sandboxed) that may use only the declared `variables`: `customer.*` "
+    "(the profile: id, full_name, email, phone, company, position, address, city, country, "
+    "language, tags, attributes, ...), `notifications` (list of {campaign, subject, channel, "
+    "status, sent_at, delivery_id, error}, newest first), `summary`, `language` (ISO 639-1 "
+    "of the reply), `language_name` (its English name) and `data` (`POST /prompts/render` "
+    "only). Put customer data in delimited blocks (`{{ customer | tojson }}`), never as "
+    "instructions")
+
+
+class PromptVariantIn(_Input):
+    """One A/B arm: a customer always gets the same arm (sticky by hash), spread by weight."""
+
+    name: str = Field(description="1-64 letters, digits, `_ . -`; unique in the template")
+    body: str = Field(description="replaces the template's body for this arm; " + _PROMPT_BODY)
+    weight: int = Field(1, ge=1, description="relative share of customers")
+
+
+class PromptTemplateReplace(_Input):
+    """``PUT /prompts/templates/{id}``: the whole template, stored as a new version. Omitted
+    fields take their defaults; ``kind`` may be given but not changed (422
+    ``immutable_field``)."""
+
+    kind: PromptKind | None = Field(None, description="`system` or `context` (fixed)")
+    name: str = Field(description="unique per kind and language, ignoring case (409 "
+                                  "`prompt_template_name_taken`)")
+    language: str | None = Field(None, description="ISO 639-1 such as `en`, `vi` (default "
+                                                   "`en`)")
+    body: str = Field(description=_PROMPT_BODY)
+    variables: list[str] | None = Field(None, description=(
+        "the variables the body may use: a subset of `customer`, `notifications`, `summary`, "
+        "`language`, `language_name`, `data` (default: all); another name answers 422 "
+        "`invalid_variables`"))
+    active: StrictBool = Field(True, description=(
+        "conversations in this language use the active template of each kind updated last"))
+    variants: list[PromptVariantIn] = Field(default_factory=list, description="A/B arms")
+
+
+class PromptTemplateCreate(PromptTemplateReplace):
+    """``POST /prompts/templates``: a new template (version 1). Bodies are checked on save:
+    one that does not compile or uses an undeclared variable answers 422
+    ``invalid_template`` with ``details`` ``{field, line, name}``."""
+
+    kind: PromptKind = Field(description="`system` (personality, rules, language) or "  # type: ignore[assignment]
+                                         "`context` (the customer's data blocks)")
+
+
+class PromptVariantOut(_Output):
+    """One A/B arm."""
+
+    name: str
+    body: str
+    weight: int
+
+
+class PromptTemplateOut(_Output):
+    """A prompt template (one version)."""
+
+    id: str
+    kind: PromptKind
+    name: str
+    language: str
+    body: str
+    variables: list[str]
+    version: int = Field(description="1, then +1 on every update")
+    active: bool
+    variants: list[PromptVariantOut]
+    created_at: UtcDateTime
+    updated_at: UtcDateTime = Field(description="when this version was stored")
+
+
+class PromptTemplatePage(_Output):
+    """A page of templates (current versions) by kind, language and name; ``total`` counts
+    every match."""
+
+    items: list[PromptTemplateOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class PromptTemplateVersions(_Output):
+    """Every version of a template, oldest first; the last is the current one."""
+
+    items: list[PromptTemplateOut]
+    total: int
+
+
+class PromptTemplateQuery(_Input):
+    """Query string of ``GET /prompts/templates``."""
+
+    kind: PromptKind | None = None
+    language: str | None = Field(None, description="ISO 639-1 such as `en`, `vi`")
+    active: bool | None = Field(None, description="`true` or `false`")
+    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="page size")
+    offset: int = Field(0, ge=0, description="items to skip")
+
+
+class PromptVersionQuery(_Input):
+    """Query string of ``GET /prompts/templates/{id}``."""
+
+    version: int | None = Field(None, ge=1, description="an earlier version (default: the "
+                                                        "current one)")
+
+
+class PromptRenderRequest(_Input):
+    """``POST /prompts/render``: render a stored template to see what a model would get."""
+
+    template_id: str
+    customer_id: str | None = Field(None, description="fills `customer.*` (and `language`) "
+                                                      "from this customer; every field null "
+                                                      "without it")
+    data: dict[str, Any] = Field(default_factory=dict, description="the `data` variable")
+    version: int | None = Field(None, ge=1, description="default: the current version")
+    variant: str | None = Field(None, description=(
+        "the A/B arm to render (422 `unknown_variant`); default: the customer's sticky arm, "
+        "or the main body without a customer"))
+
+
+class RenderedPromptOut(_Output):
+    """A rendered prompt template."""
+
+    text: str
+    template_id: str
+    version: int
+    variant: str
+    kind: PromptKind
+    language: str
+
+
+def prompt_template_json(template: PromptTemplate) -> dict[str, Any]:
+    """The JSON of a :class:`~notibot.domain.PromptTemplate`."""
+    return PromptTemplateOut(
+        id=template.id, kind=template.kind, name=template.name, language=template.language,
+        body=template.body, variables=list(template.variables), version=template.version,
+        active=template.active,
+        variants=[PromptVariantOut(name=v.name, body=v.body, weight=v.weight)
+                  for v in template.variants],
+        created_at=template.created_at, updated_at=template.updated_at,
+    ).model_dump(mode="json")
+
+
+def prompt_template_page_json(page: Page[PromptTemplate]) -> dict[str, Any]:
+    """The JSON of a page of prompt templates."""
+    return {"items": [prompt_template_json(t) for t in page.items], "total": page.total,
+            "limit": page.limit, "offset": page.offset}
+
+
+def prompt_versions_json(templates: list[PromptTemplate]) -> dict[str, Any]:
+    """The JSON of a template's versions (oldest first)."""
+    return {"items": [prompt_template_json(t) for t in templates], "total": len(templates)}
+
+
+def rendered_prompt_json(rendered: RenderedPrompt) -> dict[str, Any]:
+    """The JSON of a :class:`~notibot.application.services.prompts.RenderedPrompt`."""
+    return RenderedPromptOut(
+        text=rendered.text, template_id=rendered.template_id, version=rendered.version,
+        variant=rendered.variant, kind=rendered.kind, language=rendered.language,
+    ).model_dump(mode="json")
