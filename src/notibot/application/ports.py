@@ -423,13 +423,15 @@ class ConversationRepository(ABC):
         """Store a new conversation (with its messages). Raises Conflict when the id exists."""
 
     @abstractmethod
-    async def get(self, conversation_id: str) -> Conversation:
-        """The conversation with all its messages. Raises NotFound
-        (``conversation_not_found``)."""
+    async def get(self, conversation_id: str, *, tail: int | None = None) -> Conversation:
+        """The conversation with all its messages, or only its newest ``tail`` messages
+        (oldest first; ``tail=0``: none). Raises NotFound (``conversation_not_found``)."""
 
     @abstractmethod
-    async def latest_for_customer(self, customer_id: str) -> Conversation | None:
-        """The customer's most recently updated conversation, or None."""
+    async def latest_for_customer(self, customer_id: str, *,
+                                  tail: int | None = None) -> Conversation | None:
+        """The customer's most recently updated conversation (with all its messages, or its
+        newest ``tail``), or None."""
 
     @abstractmethod
     async def append(self, conversation_id: str, message: Message) -> None:

@@ -91,6 +91,8 @@ class Delivery:
     skip_reason: str | None = None
     message_id: str | None = None
     language: str | None = None
+    #: the rendered subject line, once rendered for sending (what the customer saw)
+    subject: str | None = None
     sent_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -80,6 +80,26 @@ async def test_add_then_get_returns_an_equal_conversation(
     assert await repo.get("s1") == conversation
 
 
+async def test_get_and_latest_with_tail_return_only_the_newest_messages(
+    repo: ConversationRepository,
+) -> None:
+    conversation = make("s1", messages=[msg(f"m{n}", n) for n in range(1, 8)])
+    conversation.summary = "seven"
+    await repo.add(conversation)
+    await repo.append("s1", msg("m0", 0.5))  # lands first in time order
+
+    three = await repo.get("s1", tail=3)
+    assert [m.id for m in three.messages] == ["m5", "m6", "m7"]
+    assert (three.id, three.customer_id, three.summary) == ("s1", "alice", "seven")
+    assert three.updated_at == at(7)
+    assert [m.id for m in (await repo.get("s1", tail=100)).messages] == [
+        "m0", *(f"m{n}" for n in range(1, 8))]
+    assert (await repo.get("s1", tail=0)).messages == []
+    latest = await repo.latest_for_customer("alice", tail=2)
+    assert latest is not None and [m.id for m in latest.messages] == ["m6", "m7"]
+    assert len((await repo.get("s1")).messages) == 8  # the stored conversation is whole
+
+
 async def test_a_taken_id_raises_conversation_conflict(repo: ConversationRepository) -> None:
     await repo.add(make("s1", "alice"))
 

@@ -59,7 +59,7 @@ CAMPAIGN_FIELDS = {"id", "name", "description", "channel", "subject", "text_body
                    "updated_at"}
 DELIVERY_FIELDS = {"id", "job_id", "campaign_id", "customer_id", "channel", "status",
                    "attempts", "last_error", "skip_reason", "message_id", "language",
-                   "created_at", "sent_at", "updated_at"}
+                   "subject", "created_at", "sent_at", "updated_at"}
 
 
 async def create_campaign(api: Api, token: str, **changes: Any) -> dict[str, Any]:
@@ -212,6 +212,7 @@ async def test_send_to_a_filtered_audience_end_to_end(api: Api, operator_token: 
     assert history.json["total"] == 4
     deliveries = {d["customer_id"]: d for d in history.json["items"]}
     assert set(deliveries[an["id"]]) == DELIVERY_FIELDS
+    assert deliveries[an["id"]]["subject"] == "Chúc mừng năm mới, An"  # what was sent
     for customer in (an, bob, chloe):
         delivery = deliveries[customer["id"]]
         assert delivery["status"] == "sent"

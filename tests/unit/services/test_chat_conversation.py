@@ -821,3 +821,19 @@ async def test_a_notification_sent_during_a_conversation_reaches_the_next_prompt
     [notification] = notifications_in(chat.model.last)
     assert (notification["campaign"], notification["subject"], notification["status"]) == (
         "Tết sale", "Happy Tết, An", "sent")
+    # the live window did not hold the notification (campaigns write long-term memory only):
+    # it is merged in from the long-term tail, in its place in time
+    history = history_in(chat.model.last)
+    assert [m.role for m in history] == ["user", "assistant", "assistant"]
+    assert history[2].content.startswith("[notification sent by email: campaign Tết sale")
+
+
+async def test_a_new_session_still_knows_the_subject_of_what_was_sent(chat: Chat) -> None:
+    an = await chat.customer("An")
+    await chat.send_campaign(an)
+
+    await chat.say(an, "What did you send me?", session_id="fresh-session")
+
+    [notification] = notifications_in(chat.model.last)
+    assert notification["subject"] == "Happy Tết, An"  # from the delivery, not the chat
+    assert history_in(chat.model.last) == []  # the notification is in the other session

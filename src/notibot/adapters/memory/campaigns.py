@@ -73,6 +73,22 @@ def _copy_message(message: Message) -> Message:
     return dataclasses.replace(message, metadata=_copy_value(message.metadata))
 
 
+def _copy_conversation(conversation: Conversation, tail: int | None) -> Conversation:
+    """A copy of ``conversation`` holding copies of all its messages, or of the newest
+    ``tail`` (messages are frozen but for their ``metadata``; a deep copy of a long
+    conversation per chat turn would cost more than the turn)."""
+    messages = conversation.messages
+    if tail is not None:
+        if tail < 0:
+            raise ValueError("tail must be >= 0")
+        messages = messages[-tail:] if tail else []
+    return Conversation(id=conversation.id, customer_id=conversation.customer_id,
+                        created_at=conversation.created_at,
+                        updated_at=conversation.updated_at,
+                        messages=[_copy_message(m) for m in messages],
+                        summary=conversation.summary)
+
+
 def _copy_delivery(delivery: Delivery) -> Delivery:
     """A copy of ``delivery``: shallow is enough, as every field of a Delivery is immutable
     (strings, numbers, datetimes, enums, None); ten times cheaper than a deep copy, and a
@@ -310,9 +326,9 @@ class MemoryConversationRepository(ConversationRepository):
         with self._lock:
             self._add(stored)
 
-    async def get(self, conversation_id: str) -> Conversation:
+    async def get(self, conversation_id: str, *, tail: int | None = None) -> Conversation:
         with self._lock:
-            return copy.deepcopy(self._stored(conversation_id))
+            return _copy_conversation(self._stored(conversation_id), tail)
 
     def _of_customer(self, customer_id: str) -> builtins.list[Conversation]:
         """The customer's conversations, most recently updated first (then the newest
@@ -326,10 +342,11 @@ class MemoryConversationRepository(ConversationRepository):
         ids = self._by_customer.get(customer_id)
         return max((self._by_id[i] for i in ids), key=_recency) if ids else None
 
-    async def latest_for_customer(self, customer_id: str) -> Conversation | None:
+    async def latest_for_customer(self, customer_id: str, *,
+                                  tail: int | None = None) -> Conversation | None:
         with self._lock:
             found = self._latest(customer_id)
-            return copy.deepcopy(found) if found is not None else None
+            return _copy_conversation(found, tail) if found is not None else None
 
     @staticmethod
     def _append(conversation: Conversation, message: Message) -> None:

@@ -111,6 +111,7 @@ def delivery_to_document(delivery: Delivery) -> dict[str, Any]:
         "skip_reason": delivery.skip_reason,
         "message_id": delivery.message_id,
         "language": delivery.language,
+        "subject": delivery.subject,
         "created_at": delivery.created_at,
         "sent_at": delivery.sent_at,
         "updated_at": delivery.updated_at,
@@ -134,6 +135,7 @@ def document_to_delivery(document: dict[str, Any]) -> Delivery:
         skip_reason=document.get("skip_reason"),
         message_id=document.get("message_id"),
         language=document.get("language"),
+        subject=document.get("subject"),
         sent_at=as_utc(document.get("sent_at")),
         updated_at=as_utc(document.get("updated_at")),
     )

@@ -346,6 +346,20 @@ class _Tiebreaks:
 _TIEBREAKS = _Tiebreaks()
 
 
+def _tail_projection(tail: int | None) -> dict[str, Any] | None:
+    """The projection keeping the conversation's fields and its newest ``tail`` messages
+    (``$slice`` of the array, which is kept in time order), or None for the whole document.
+    The fields are named (an inclusion projection): MongoDB and mongomock agree on it."""
+    if tail is None:
+        return None
+    if tail < 0:
+        raise ValueError("tail must be >= 0")
+    fields: dict[str, Any] = {"customer_id": 1, "created_at": 1, "updated_at": 1, "summary": 1}
+    if tail:
+        fields["messages"] = {"$slice": -tail}
+    return fields
+
+
 class MongoConversationRepository(ConversationRepository):
     """Conversations in the ``conversations`` collection, messages embedded in time order.
 
@@ -380,16 +394,19 @@ class MongoConversationRepository(ConversationRepository):
                                details={"field": "id", "existing_id": conversation.id}
                                ) from exc
 
-    async def get(self, conversation_id: str) -> Conversation:
+    async def get(self, conversation_id: str, *, tail: int | None = None) -> Conversation:
         with translate_errors("read a conversation"):
-            document = await self._conversations.find_one({"_id": conversation_id})
+            document = await self._conversations.find_one({"_id": conversation_id},
+                                                          _tail_projection(tail))
         if document is None:
             raise NotFound("conversation", conversation_id)
         return document_to_conversation(document)
 
-    async def latest_for_customer(self, customer_id: str) -> Conversation | None:
+    async def latest_for_customer(self, customer_id: str, *,
+                                  tail: int | None = None) -> Conversation | None:
         with translate_errors("find a customer's conversation"):
-            documents = await self._conversations.find({"customer_id": customer_id}).sort(
+            documents = await self._conversations.find(
+                {"customer_id": customer_id}, _tail_projection(tail)).sort(
                 _CONVERSATION_ORDER).limit(1).to_list(length=None)
         return document_to_conversation(documents[0]) if documents else None
 

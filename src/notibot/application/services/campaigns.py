@@ -1140,6 +1140,7 @@ class CampaignSendHandler:
             await self._fail(delivery, f"template_error: {exc.message}", batch, customer)
             return
         delivery.language = rendered.language
+        delivery.subject = rendered.subject
         message_id = None
         if send.campaign.channel is Channel.EMAIL:
             assert customer.email is not None  # checked by _skip_reason

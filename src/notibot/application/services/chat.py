@@ -66,6 +66,9 @@ from notibot.domain.rules import normalize_language
 
 #: How many recent deliveries the context template gets.
 RECENT_NOTIFICATIONS = 5
+#: Newest long-term messages loaded with the conversation on each turn (a retried job's
+#: message, the last message's time, notifications newer than the short-term window).
+RECENT_LONG_TERM = 10
 #: Messages ``GET /messages/history`` returns when no limit is given.
 DEFAULT_HISTORY = 50
 #: Sessions a customer's merged history and stats look at, at most.
@@ -202,14 +205,16 @@ class ChatService:
         language = normalize_language(language) if language else None
         customer = await self._customers.get(customer_id)
         language = language or customer.language or "en"
-        conversation = await self._conversation(customer, session_id)
-        history = await self._history(conversation)
+        conversation, stored = await self._conversation(customer, session_id)
+        history = await self._history(conversation, stored)
         now = await self._next_time(conversation)
         incoming = Message(id=message_id or await self._ids.new_id(), role=MessageRole.CUSTOMER,
                            content=text, created_at=now, metadata={"language": language})
-        if not any(m.id == incoming.id for m in conversation.messages):
-            await self._store(conversation, [incoming])
-        history = [m for m in history if m.id != incoming.id]
+        if any(m.id == incoming.id for m in conversation.messages):
+            history = [m for m in history if m.id != incoming.id]  # a re-run of the job
+        else:
+            await self._store(conversation, stored, [incoming])
+            stored = True
 
         notifications = await self._notifications(customer, conversation)
         variables = {"customer": customer_variables(customer), "notifications": notifications,
@@ -245,7 +250,7 @@ class ChatService:
                 "tokens_out": reply.tokens_out, "latency_ms": latency_ms,
                 "language": language, "prompt_template": system.reference(),
                 "context_template": context.reference(), "in_reply_to": incoming.id})
-        await self._store(conversation, [answer])
+        await self._store(conversation, stored, [answer])
         return ChatTurn(
             session_id=conversation.id, message_id=answer.id, customer_message_id=incoming.id,
             reply=reply.text, model=reply.model,
@@ -363,15 +368,15 @@ class ChatService:
         """
         return await self._owned(customer, session_id)
 
-    async def _owned(self, customer: Customer, session_id: str, *,
-                     create: bool = True) -> Conversation:
-        """The customer's conversation ``session_id``; a new (unsaved) one when unknown and
-        ``create``."""
+    async def _owned(self, customer: Customer, session_id: str, *, create: bool = True,
+                     tail: int | None = None) -> Conversation:
+        """The customer's conversation ``session_id`` (with its newest ``tail`` messages, or
+        all); a new unsaved one when unknown and ``create``."""
         if not _SESSION_ID.match(session_id):
             raise InvalidInput("session_id must be 1-128 letters, digits or _ . : -",
                                code="invalid_session_id", details={"field": "session_id"})
         try:
-            conversation = await self._conversations.get(session_id)
+            conversation = await self._conversations.get(session_id, tail=tail)
         except NotFound:
             if not create:
                 raise
@@ -384,15 +389,22 @@ class ChatService:
                            details={"field": "session_id"})
         return conversation
 
-    async def _conversation(self, customer: Customer, session_id: str | None) -> Conversation:
+    async def _conversation(self, customer: Customer,
+                            session_id: str | None) -> tuple[Conversation, bool]:
+        """The turn's conversation with its newest :data:`RECENT_LONG_TERM` messages, and
+        whether it is stored already."""
         if session_id is not None:
-            return await self._owned(customer, session_id)
-        latest = await self._conversations.latest_for_customer(customer.id)
-        if latest is not None:
-            return latest
-        now = await self._clock.now()
-        return Conversation(id=await self._ids.new_id(), customer_id=customer.id,
-                            created_at=now, updated_at=now)
+            conversation = await self._owned(customer, session_id, tail=RECENT_LONG_TERM)
+        else:
+            latest = await self._conversations.latest_for_customer(customer.id,
+                                                                   tail=RECENT_LONG_TERM)
+            if latest is not None:
+                return latest, True
+            now = await self._clock.now()
+            conversation = Conversation(id=await self._ids.new_id(), customer_id=customer.id,
+                                        created_at=now, updated_at=now)
+        stored = bool(conversation.messages) or await self._exists(conversation.id)
+        return conversation, stored
 
     async def _next_time(self, conversation: Conversation) -> datetime:
         """Now, or just after the conversation's last message when the clock has not moved
@@ -403,13 +415,22 @@ class ChatService:
             now = conversation.messages[-1].created_at + _TICK
         return now
 
-    async def _history(self, conversation: Conversation) -> list[Message]:
-        """The short-term window, refilled from the long-term tail when it expired; in time
-        order, each message once."""
+    async def _history(self, conversation: Conversation, stored: bool) -> list[Message]:
+        """The conversation so far, oldest first, each message once: the short-term window;
+        when it expired, the long-term tail (``NOTIBOT_SHORT_TERM_MAX`` messages) refills it.
+        Messages other writers appended to long-term memory only (campaign notifications,
+        operators) since the window's oldest message are merged in from the recent
+        long-term messages loaded with the conversation."""
         window = await self._short_term.recent(conversation.id)
-        if not window and conversation.messages:
-            window = conversation.tail(self._short_term.max_messages)
-            await self._short_term.replace(conversation.id, window)
+        if not window and stored:
+            tail = (await self._conversations.get(
+                conversation.id, tail=self._short_term.max_messages)).messages
+            if tail:
+                await self._short_term.replace(conversation.id, tail)
+            window = tail
+        elif window:
+            oldest = min(m.created_at for m in window)
+            window = window + [m for m in conversation.messages if m.created_at >= oldest]
         seen: set[str] = set()
         unique = []
         for message in sorted(window, key=lambda m: m.created_at):
@@ -418,10 +439,10 @@ class ChatService:
                 unique.append(message)
         return unique
 
-    async def _store(self, conversation: Conversation, messages: Sequence[Message]) -> None:
-        """Append to long-term memory (creating the conversation on its first message), then
-        to the short-term window."""
-        stored = bool(conversation.messages) or await self._exists(conversation.id)
+    async def _store(self, conversation: Conversation, stored: bool,
+                     messages: Sequence[Message]) -> None:
+        """Append to long-term memory (creating the conversation on its first message when
+        not ``stored``), then to the short-term window."""
         for message in messages:
             if stored:
                 await self._conversations.append(conversation.id, message)
@@ -437,7 +458,7 @@ class ChatService:
 
     async def _exists(self, conversation_id: str) -> bool:
         try:
-            await self._conversations.get(conversation_id)
+            await self._conversations.get(conversation_id, tail=0)
         except NotFound:
             return False
         return True
@@ -462,7 +483,8 @@ class ChatService:
                     names[delivery.campaign_id] = None
             when = delivery.sent_at or delivery.updated_at or delivery.created_at
             result.append({
-                "campaign": names[delivery.campaign_id], "subject": subjects.get(delivery.id),
+                "campaign": names[delivery.campaign_id],
+                "subject": delivery.subject or subjects.get(delivery.id),
                 "channel": str(delivery.channel), "status": str(delivery.status),
                 "sent_at": when.isoformat(), "delivery_id": delivery.id,
                 "error": delivery.last_error or delivery.skip_reason,

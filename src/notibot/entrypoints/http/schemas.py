@@ -598,6 +598,7 @@ class DeliveryOut(_Output):
     skip_reason: str | None = Field(description="`unsubscribed` or `no_email`")
     message_id: str | None = Field(description="the email's Message-ID once sent")
     language: str | None = Field(description="the variant used; null: the default content")
+    subject: str | None = Field(None, description="the rendered subject (null until rendered)")
     created_at: UtcDateTime
     sent_at: UtcDateTime | None
     updated_at: UtcDateTime | None
@@ -632,7 +633,7 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
         customer_id=delivery.customer_id, channel=delivery.channel, status=delivery.status,
         attempts=delivery.attempts, last_error=delivery.last_error,
         skip_reason=delivery.skip_reason, message_id=delivery.message_id,
-        language=delivery.language, created_at=delivery.created_at,
+        language=delivery.language, subject=delivery.subject, created_at=delivery.created_at,
         sent_at=delivery.sent_at, updated_at=delivery.updated_at,
     ).model_dump(mode="json")
 
