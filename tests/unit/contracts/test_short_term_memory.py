@@ -14,6 +14,8 @@ TTLs read back are compared with a tolerance of :data:`TTL_SLACK` seconds below 
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -403,15 +405,26 @@ def test_memory_adapter_refuses_a_bad_configuration(kwargs: dict[str, Any]) -> N
         MemoryShortTermMemory(FakeClock(), **kwargs)
 
 
-async def test_memory_adapter_keeps_its_own_copies(clock: FakeClock) -> None:
+async def test_memory_adapter_keeps_its_own_copies_and_hands_out_read_only_ones(
+        clock: FakeClock) -> None:
     stm = MemoryShortTermMemory(clock)
     written = msg("m1", metadata={"tags": ["a"]})
     await stm.append("s1", [written])
 
     written.metadata["tags"].append("changed after writing")
-    (await stm.recent("s1"))[0].metadata["tags"].append("changed after reading")
+    read = (await stm.recent("s1"))[0]
+    with pytest.raises(TypeError):
+        read.metadata["tags"].append("changed after reading")
+    with pytest.raises(TypeError):
+        read.metadata["new"] = 1
+    (await stm.recent("s1")).clear()  # the list is the caller's
 
-    assert (await stm.recent("s1"))[0].metadata == {"tags": ["a"]}
+    [again] = await stm.recent("s1")
+    assert again.metadata == {"tags": ["a"]}
+    assert json.loads(json.dumps(again.metadata)) == {"tags": ["a"]}  # still JSON
+    changeable = copy.deepcopy(again.metadata)
+    changeable["tags"].append("b")  # a deep copy is a plain, changeable dict
+    assert changeable == {"tags": ["a", "b"]} and again.metadata == {"tags": ["a"]}
 
 
 async def test_memory_adapter_expires_exactly_at_the_ttl(clock: FakeClock) -> None:

@@ -82,6 +82,8 @@ async def test_a_token_of_another_type_is_rejected(tokens: TokenService) -> None
 
     assert await rejected(tokens, refresh, "access") == "invalid_token"
     assert (await tokens.verify(refresh, "refresh")).token_type == "refresh"
+    # once verified (and remembered) as a refresh token, it is still no access token
+    assert await rejected(tokens, refresh, "access") == "invalid_token"
 
 
 async def test_a_token_is_valid_until_its_expiry_and_then_expired(

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from notibot.adapters.memory.copies import copy_message, copy_value
 from notibot.application.ports import (
     CampaignRepository,
     ConversationRepository,
@@ -51,26 +52,16 @@ def _page(items: builtins.list[T], limit: int, offset: int,
                 offset=offset)
 
 
-#: Types :func:`_copy_value` returns as they are: immutable.
-_ATOMIC = frozenset({str, int, float, bool, type(None), datetime})
+_copy_message = copy_message
 
 
-def _copy_value(value: Any) -> Any:
-    """A deep copy of JSON-like ``value`` (message metadata: dicts, lists, strings, numbers),
-    several times cheaper than :func:`copy.deepcopy`, which copies anything else."""
-    kind = type(value)
-    if kind in _ATOMIC:
-        return value
-    if kind is dict:
-        return {k: v if type(v) in _ATOMIC else _copy_value(v) for k, v in value.items()}
-    if kind is list:
-        return [v if type(v) in _ATOMIC else _copy_value(v) for v in value]
-    return copy.deepcopy(value)
-
-
-def _copy_message(message: Message) -> Message:
-    """A copy of ``message``: its fields are immutable but for ``metadata``."""
-    return dataclasses.replace(message, metadata=_copy_value(message.metadata))
+def _copy_campaign(campaign: Campaign) -> Campaign:
+    """A copy of ``campaign``: its contents are frozen; ``variants`` and ``default_data``
+    (JSON-like) are copied."""
+    copied = copy.copy(campaign)
+    copied.variants = dict(campaign.variants)
+    copied.default_data = copy_value(campaign.default_data)
+    return copied
 
 
 def _copy_conversation(conversation: Conversation, tail: int | None) -> Conversation:
@@ -144,7 +135,7 @@ class MemoryCampaignRepository(CampaignRepository):
 
     async def get(self, campaign_id: str) -> Campaign:
         with self._lock:
-            return copy.deepcopy(self._stored(campaign_id))
+            return _copy_campaign(self._stored(campaign_id))
 
     async def update(self, campaign: Campaign) -> None:
         with self._lock:
@@ -200,6 +191,9 @@ class MemoryDeliveryRepository(DeliveryRepository):
         self._lock = threading.Lock()
         self._by_id: dict[str, Delivery] = {}
         self._by_key: dict[tuple[str, str], str] = {}  # (job_id, customer_id) -> id
+        # customer id -> ids of their deliveries (a dict as an ordered set): a chat turn
+        # lists one customer's newest deliveries
+        self._by_customer: dict[str, dict[str, None]] = {}
 
     def _add_if_absent(self, delivery: Delivery) -> tuple[Delivery, bool]:
         """:meth:`add_if_absent` with the lock held."""
@@ -212,6 +206,7 @@ class MemoryDeliveryRepository(DeliveryRepository):
                            details={"field": "id", "existing_id": delivery.id})
         self._by_id[delivery.id] = _copy_delivery(delivery)
         self._by_key[key] = delivery.id
+        self._by_customer.setdefault(delivery.customer_id, {})[delivery.id] = None
         return _copy_delivery(delivery), True
 
     async def add_if_absent(self, delivery: Delivery) -> tuple[Delivery, bool]:
@@ -252,6 +247,9 @@ class MemoryDeliveryRepository(DeliveryRepository):
                     f"{delivery.customer_id}", code="delivery_conflict",
                     details={"field": "job_id", "existing_id": owner})
             del self._by_key[(old.job_id, old.customer_id)]
+            if old.customer_id != delivery.customer_id:
+                del self._by_customer[old.customer_id][delivery.id]
+                self._by_customer.setdefault(delivery.customer_id, {})[delivery.id] = None
             self._by_id[delivery.id] = _copy_delivery(delivery)
             self._by_key[key] = delivery.id
 
@@ -259,7 +257,12 @@ class MemoryDeliveryRepository(DeliveryRepository):
                    offset: int) -> Page[Delivery]:
         match = delivery_matcher(filter)
         with self._lock:
-            found = [d for d in self._by_id.values() if match(d)]
+            if filter.customer_id is not None:
+                candidates: Any = (self._by_id[i]
+                                   for i in self._by_customer.get(filter.customer_id, ()))
+            else:
+                candidates = self._by_id.values()
+            found = [d for d in candidates if match(d)]
             found.sort(key=lambda d: (d.created_at, d.id), reverse=True)
             return _page(found, limit, offset, _copy_delivery)
 

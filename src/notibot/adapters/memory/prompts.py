@@ -106,7 +106,7 @@ class MemoryPromptTemplateRepository(PromptTemplateRepository):
         with self._lock:
             current = self._stored(template_id)
             if version is None or version == current.version:
-                return copy.deepcopy(current)
+                return _copy_template(current)
             for earlier in self._history[template_id]:
                 if earlier.version == version:
                     return copy.deepcopy(earlier)
@@ -188,12 +188,21 @@ class MemoryPromptTemplateRepository(PromptTemplateRepository):
                 return None
             found.sort(key=lambda t: t.id)
             found.sort(key=lambda t: t.updated_at, reverse=True)  # stable: ids stay ordered
-            return copy.deepcopy(found[0])
+            return _copy_template(found[0])
 
     async def count(self) -> int:
         """How many templates exist (current versions)."""
         with self._lock:
             return len(self._current)
+
+
+def _copy_template(template: PromptTemplate) -> PromptTemplate:
+    """A copy of ``template``: its variants are frozen; the lists are copied (a chat turn
+    reads two templates, a deep copy each would cost more than the rest of the read)."""
+    copied = copy.copy(template)
+    copied.variables = list(template.variables)
+    copied.variants = list(template.variants)
+    return copied
 
 
 def version_conflict(template: PromptTemplate, current_version: int) -> Conflict:

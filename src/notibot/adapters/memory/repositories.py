@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import itertools
 import operator
 import threading
@@ -12,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
+from notibot.adapters.memory.copies import copy_value
 from notibot.application.ports import (
     BulkWriteResult,
     CustomerFilter,
@@ -37,8 +37,10 @@ def _copy_customer(customer: Customer) -> Customer:
     """A deep copy of ``customer``, several times cheaper than :func:`copy.deepcopy` (a
     campaign send pages through every customer): its fields are immutable but for ``tags``
     (strings) and ``attributes``."""
-    return dataclasses.replace(customer, tags=list(customer.tags),
-                               attributes=copy.deepcopy(customer.attributes))
+    copied = copy.copy(customer)
+    copied.tags = list(customer.tags)
+    copied.attributes = copy_value(customer.attributes)
+    return copied
 
 
 class MemoryCustomerRepository(CustomerRepository):
@@ -87,7 +89,7 @@ class MemoryCustomerRepository(CustomerRepository):
     async def get(self, customer_id: str) -> Customer:
         with self._lock:
             try:
-                return copy.deepcopy(self._by_id[customer_id])
+                return _copy_customer(self._by_id[customer_id])
             except KeyError:
                 raise NotFound("customer", customer_id) from None
 
@@ -310,7 +312,7 @@ class MemoryUserRepository(UserRepository):
     async def get(self, user_id: str) -> User:
         with self._lock:
             try:
-                return copy.deepcopy(self._by_id[user_id])
+                return copy.copy(self._by_id[user_id])  # every field of a User is immutable
             except KeyError:
                 raise NotFound("user", user_id) from None
 

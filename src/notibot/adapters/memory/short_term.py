@@ -8,7 +8,6 @@ sleeping.
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 from collections import deque
@@ -16,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from notibot.adapters.memory.copies import frozen_message
 from notibot.application.ports import Clock, ShortTermMemory, ShortTermStats
 from notibot.domain import InvalidInput, Message
 
@@ -50,9 +50,11 @@ class MemoryShortTermMemory(ShortTermMemory):
     it expires.
 
     Thread-safe (one ``threading.Lock``, never held across an ``await``: the clock is read
-    before the lock is taken). Stores deep copies of the messages and returns new lists of
-    deep copies, so changing a message's ``metadata`` after writing it, or a returned one,
-    changes nothing stored.
+    before the lock is taken). Stores read-only deep copies of the messages
+    (:func:`~notibot.adapters.memory.copies.frozen_message`) and returns them in new lists:
+    changing a message's ``metadata`` after writing it changes nothing stored, and the
+    metadata of a returned message refuses changes (TypeError) instead of being copied on
+    every read (a chat turn reads the whole window).
 
     Parameters:
         clock: the time source of expiry (a ``FakeClock`` in tests).
@@ -106,7 +108,7 @@ class MemoryShortTermMemory(ShortTermMemory):
         if not messages:
             return
         _require_json_metadata(messages)
-        stored = copy.deepcopy(list(messages[-self.max_messages:]))
+        stored = [frozen_message(m) for m in messages[-self.max_messages:]]
         now = await self._clock.now()
         expires_at = now + self._ttl
         with self._lock:
@@ -121,13 +123,14 @@ class MemoryShortTermMemory(ShortTermMemory):
             self._wrote(now)
 
     async def recent(self, conversation_id: str) -> list[Message]:
-        """The window's messages, oldest first (a new list of copies); ``[]`` when the window
+        """The window's messages, oldest first (a new list of read-only messages); ``[]`` when
+        the window
         expired or never existed."""
         now = await self._clock.now()
         with self._lock:
             window = self._live(conversation_id, now)
             snapshot = list(window.messages) if window is not None else []
-        return copy.deepcopy(snapshot)  # stored messages are never changed in place
+        return snapshot  # read-only messages: shared, never changed in place
 
     async def replace(self, conversation_id: str, messages: Sequence[Message]) -> None:
         """Make the window exactly the newest ``max_messages`` of ``messages``, expiring
@@ -141,7 +144,7 @@ class MemoryShortTermMemory(ShortTermMemory):
             await self.delete(conversation_id)
             return
         _require_json_metadata(messages)
-        stored = copy.deepcopy(list(messages[-self.max_messages:]))
+        stored = [frozen_message(m) for m in messages[-self.max_messages:]]
         now = await self._clock.now()
         with self._lock:
             self._windows[conversation_id] = _Window(
