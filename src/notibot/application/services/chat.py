@@ -210,11 +210,13 @@ class ChatService:
         now = await self._next_time(conversation)
         incoming = Message(id=message_id or await self._ids.new_id(), role=MessageRole.CUSTOMER,
                            content=text, created_at=now, metadata={"language": language})
+        in_window: list[Message] = []  # what the short-term window still lacks of this turn
         if any(m.id == incoming.id for m in conversation.messages):
             history = [m for m in history if m.id != incoming.id]  # a re-run of the job
         else:
             await self._store(conversation, stored, [incoming])
             stored = True
+            in_window.append(incoming)
 
         notifications = await self._notifications(customer, conversation)
         variables = {"customer": customer_variables(customer), "notifications": notifications,
@@ -238,10 +240,16 @@ class ChatService:
                                      "notifications": notifications,
                                      "summary": conversation.summary})
         started = time.perf_counter()
-        reply = await self._model.generate(request)
+        try:
+            reply = await self._model.generate(request)
+            if not reply.text.strip():
+                raise LLMUnavailable(f"model {reply.model} answered nothing",
+                                     code="llm_empty_reply")
+        except BaseException:
+            if in_window:  # the customer's message is kept in both memories
+                await self._short_term.append(conversation.id, in_window)
+            raise
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        if not reply.text.strip():
-            raise LLMUnavailable(f"model {reply.model} answered nothing", code="llm_empty_reply")
         replied_at = max(await self._clock.now(), incoming.created_at + _TICK)
         answer = Message(
             id=await self._ids.new_id(), role=MessageRole.ASSISTANT, content=reply.text,
@@ -251,6 +259,7 @@ class ChatService:
                 "language": language, "prompt_template": system.reference(),
                 "context_template": context.reference(), "in_reply_to": incoming.id})
         await self._store(conversation, stored, [answer])
+        await self._short_term.append(conversation.id, [*in_window, answer])
         return ChatTurn(
             session_id=conversation.id, message_id=answer.id, customer_message_id=incoming.id,
             reply=reply.text, model=reply.model,
@@ -442,7 +451,8 @@ class ChatService:
     async def _store(self, conversation: Conversation, stored: bool,
                      messages: Sequence[Message]) -> None:
         """Append to long-term memory (creating the conversation on its first message when
-        not ``stored``), then to the short-term window."""
+        not ``stored``). The caller writes the short-term window: once per turn, both
+        messages together (or the customer's alone when the model failed)."""
         for message in messages:
             if stored:
                 await self._conversations.append(conversation.id, message)
@@ -454,7 +464,6 @@ class ChatService:
                 except Conflict:  # a concurrent turn created it first
                     await self._conversations.append(conversation.id, message)
                 stored = True
-        await self._short_term.append(conversation.id, messages)
 
     async def _exists(self, conversation_id: str) -> bool:
         try:
