@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from notibot.domain.errors import InvalidInput
+from notibot.domain.errors import Conflict, InvalidInput, NotFound
 from notibot.domain.rules import normalize_language, require_text
 
 
@@ -77,3 +77,20 @@ class PromptTemplate:
                 return variant
             point -= variant.weight
         return self.variants[-1]  # unreachable: point < total weight
+
+
+def prompt_version_conflict(template: PromptTemplate, current_version: int) -> Conflict:
+    """The Conflict ``prompt_template_version_conflict`` of an update offering
+    ``template.version`` while ``current_version`` is stored."""
+    return Conflict(
+        f"prompt template {template.id} is at version {current_version}; an update must "
+        f"bring version {current_version + 1}, not {template.version}",
+        code="prompt_template_version_conflict",
+        details={"id": template.id, "current_version": current_version,
+                 "version": template.version})
+
+
+def prompt_version_not_found(template_id: str, version: int) -> NotFound:
+    """The NotFound ``prompt_template_version_not_found`` of a missing version."""
+    return NotFound("prompt_template_version", f"{template_id}@{version}",
+                    message=f"prompt template {template_id} has no version {version}")

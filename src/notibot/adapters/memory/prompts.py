@@ -13,6 +13,7 @@ import threading
 
 from notibot.application.ports import Page, PromptTemplateFilter, PromptTemplateRepository
 from notibot.domain import Conflict, InvalidInput, NotFound, PromptKind, PromptTemplate
+from notibot.domain.prompt import prompt_version_conflict, prompt_version_not_found
 from notibot.domain.rules import normalize_language
 
 _NameKey = tuple[str, str, str]
@@ -110,7 +111,7 @@ class MemoryPromptTemplateRepository(PromptTemplateRepository):
             for earlier in self._history[template_id]:
                 if earlier.version == version:
                     return copy.deepcopy(earlier)
-        raise version_not_found(template_id, version)
+        raise prompt_version_not_found(template_id, version)
 
     async def update(self, template: PromptTemplate) -> None:
         """Make ``template`` the current version; the previous one joins the history.
@@ -124,7 +125,7 @@ class MemoryPromptTemplateRepository(PromptTemplateRepository):
         with self._lock:
             old = self._stored(template.id)
             if template.version != old.version + 1:
-                raise version_conflict(template, old.version)
+                raise prompt_version_conflict(template, old.version)
             self._check_name(stored)
             self._history[template.id].append(old)
             del self._by_name[prompt_name_key(old)]
@@ -203,20 +204,3 @@ def _copy_template(template: PromptTemplate) -> PromptTemplate:
     copied.variables = list(template.variables)
     copied.variants = list(template.variants)
     return copied
-
-
-def version_conflict(template: PromptTemplate, current_version: int) -> Conflict:
-    """The Conflict ``prompt_template_version_conflict`` of an update offering
-    ``template.version`` while ``current_version`` is stored."""
-    return Conflict(
-        f"prompt template {template.id} is at version {current_version}; an update must "
-        f"bring version {current_version + 1}, not {template.version}",
-        code="prompt_template_version_conflict",
-        details={"id": template.id, "current_version": current_version,
-                 "version": template.version})
-
-
-def version_not_found(template_id: str, version: int) -> NotFound:
-    """The NotFound ``prompt_template_version_not_found`` of a missing version."""
-    return NotFound("prompt_template_version", f"{template_id}@{version}",
-                    message=f"prompt template {template_id} has no version {version}")

@@ -39,6 +39,7 @@ from notibot.adapters.mongo.prompt_mappers import (
 )
 from notibot.application.ports import Page, PromptTemplateFilter, PromptTemplateRepository
 from notibot.domain import Conflict, InvalidInput, NotFound, PromptKind, PromptTemplate
+from notibot.domain.prompt import prompt_version_conflict, prompt_version_not_found
 from notibot.domain.rules import normalize_language
 
 _LIST_ORDER = [("kind", ASCENDING), ("language", ASCENDING), ("name", ASCENDING),
@@ -52,20 +53,6 @@ def _language_key(language: str) -> str | None:
         return normalize_language(language)
     except InvalidInput:
         return None
-
-
-def _version_conflict(template: PromptTemplate, current_version: int) -> Conflict:
-    return Conflict(
-        f"prompt template {template.id} is at version {current_version}; an update must "
-        f"bring version {current_version + 1}, not {template.version}",
-        code="prompt_template_version_conflict",
-        details={"id": template.id, "current_version": current_version,
-                 "version": template.version})
-
-
-def _version_not_found(template_id: str, version: int) -> NotFound:
-    return NotFound("prompt_template_version", f"{template_id}@{version}",
-                    message=f"prompt template {template_id} has no version {version}")
 
 
 class MongoPromptTemplateRepository(PromptTemplateRepository):
@@ -154,7 +141,7 @@ class MongoPromptTemplateRepository(PromptTemplateRepository):
                 earlier = await self._versions.find_one(
                     {"template_id": template_id, "version": version})
         if earlier is None:
-            raise _version_not_found(template_id, version)
+            raise prompt_version_not_found(template_id, version)
         return document_to_prompt_template(earlier)
 
     async def update(self, template: PromptTemplate) -> None:
@@ -173,7 +160,7 @@ class MongoPromptTemplateRepository(PromptTemplateRepository):
             if current is None:
                 raise NotFound("prompt_template", template.id)
             if current["version"] != template.version - 1:
-                raise _version_conflict(template, current["version"])
+                raise prompt_version_conflict(template, current["version"])
             await self._keep_in_history(current)
             try:
                 replaced = await self._templates.find_one_and_replace(
@@ -185,7 +172,7 @@ class MongoPromptTemplateRepository(PromptTemplateRepository):
                 now = await self._templates.find_one({"_id": template.id}, {"version": 1})
                 if now is None:
                     raise NotFound("prompt_template", template.id)
-                raise _version_conflict(template, now["version"])
+                raise prompt_version_conflict(template, now["version"])
             if replaced != current:  # deleted and added again between the read and the swap
                 await self._keep_in_history(replaced)
 
