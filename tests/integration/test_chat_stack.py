@@ -178,3 +178,49 @@ async def test_a_gemini_outage_keeps_the_customer_message_and_invents_no_reply(
     page = await app.chat.history(customer_id=customer.id)
     apps.sessions.extend({sid for sid, _ in page.items})  # type: ignore[attr-defined]
     assert [(m.role.value, m.content) for _, m in page.items] == [("customer", "Hello?")]
+
+
+async def test_an_async_chat_turn_is_answered_by_a_separate_dramatiq_worker(
+        redis_url: str, gemini_stub: Any) -> None:
+    """``mode=async`` over HTTP on the production stack: the chat_reply job runs in the
+    worker's container (its own loop, Mongo client, Redis window and Gemini client)."""
+    from test_production_stack import login, production_stack
+
+    async with production_stack(redis_url, memory="redis", llm="gemini",
+                                gemini_api_key="stub-key",
+                                gemini_base_url=gemini_stub.base_url) as stack:
+        http = stack["http"]
+        auth = await login(http)
+        created = await http.simulate_post("/customers", headers=auth, json={
+            "full_name": "Lê Văn Nam", "email": "nam@example.vn", "language": "vi"})
+        assert created.status_code == 201, created.json
+        gemini_stub.reply_with("Xin chào anh Nam.")
+        queued = await http.simulate_post(
+            "/messages/send", headers=auth, params={"mode": "async"},
+            json={"customer_id": created.json["id"], "message": "Xin chào"})
+        assert queued.status_code == 202, queued.json
+        job_id, session_id = queued.json["job_id"], queued.json["session_id"]
+
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            task = await http.simulate_get(f"/tasks/{job_id}", headers=auth)
+            if task.json["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            assert time.monotonic() < deadline, task.json
+            await asyncio.sleep(0.05)
+        assert task.json["status"] == "succeeded", task.json
+        assert task.json["result"]["reply"] == "Xin chào anh Nam."
+        assert task.json["result"]["session_id"] == session_id
+
+        history = await http.simulate_get("/messages/history", headers=auth,
+                                          params={"session_id": session_id})
+        assert [(m["role"], m["content"]) for m in history.json["items"]] == [
+            ("customer", "Xin chào"), ("assistant", "Xin chào anh Nam.")]
+        stats = await http.simulate_get("/messages/memory/stats", headers=auth,
+                                        params={"customer_id": created.json["id"]})
+        assert stats.json["short_term"]["count"] == 2  # written by the worker, in Redis
+        client = redis.Redis.from_url(redis_url)
+        try:
+            client.delete(stack["container"].short_term_memory().redis_key(session_id))
+        finally:
+            client.close()
