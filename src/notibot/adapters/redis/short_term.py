@@ -27,8 +27,9 @@ def message_to_document(message: Message) -> str:
     """The JSON document of ``message`` stored as one list element:
     ``{"id", "role", "content", "created_at", "metadata"}`` with ``created_at`` in ISO-8601
     with its UTC offset (``2026-01-01T16:00:00.123456+07:00``) and ``metadata`` as a JSON
-    object. Non-ASCII text is escaped (``\\uXXXX``), so any Python string, even one holding a
-    lone surrogate, is stored and read back unchanged.
+    object. Non-ASCII text is escaped (``\\u`` and four hex digits, e.g. ``\\u1ebf``
+    for "ế"), so any Python string, even one holding a lone surrogate, is stored and read
+    back unchanged.
 
     Raises:
         InvalidInput: code ``invalid_metadata`` when the metadata is not plain JSON, i.e. would
