@@ -402,8 +402,8 @@ class Container(containers.DeclarativeContainer):
         CampaignService, campaigns=campaign_repository, renderer=template_renderer, ids=ids,
         clock=clock)
     chat_jobs = providers.Singleton(
-        ChatJobs, chat=chat_service, customers=customer_repository,
-        conversations=conversation_repository, jobs=job_service, ids=ids)
+        ChatJobs, chat=chat_service, customers=customer_repository, jobs=job_service,
+        ids=ids)
     campaign_sender = providers.Singleton(
         CampaignSender, campaigns=campaign_repository, customers=customer_repository,
         deliveries=delivery_repository, jobs=job_service,

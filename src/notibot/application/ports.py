@@ -742,6 +742,19 @@ class ShortTermMemory(ABC):
     #: seconds a window lives after its last write (NOTIBOT_SHORT_TERM_TTL)
     ttl_seconds: float
 
+    def __init__(self, *, max_messages: int, ttl_seconds: float) -> None:
+        """Keep the window's cap and lifetime, which every adapter checks the same way.
+
+        Raises:
+            ValueError: ``max_messages`` < 1 or ``ttl_seconds`` <= 0.
+        """
+        if max_messages < 1:
+            raise ValueError(f"max_messages must be >= 1, not {max_messages}")
+        if not ttl_seconds > 0:
+            raise ValueError(f"ttl_seconds must be > 0, not {ttl_seconds}")
+        self.max_messages = max_messages
+        self.ttl_seconds = float(ttl_seconds)
+
     @abstractmethod
     async def append(self, conversation_id: str, messages: Sequence[Message]) -> None:
         """Append ``messages`` (in the given order), keep only the newest ``max_messages`` and

@@ -52,8 +52,6 @@ def _page(items: builtins.list[T], limit: int, offset: int,
                 offset=offset)
 
 
-_copy_message = copy_message
-
 
 def _copy_campaign(campaign: Campaign) -> Campaign:
     """A copy of ``campaign``: its contents are frozen; ``variants`` and ``default_data``
@@ -76,7 +74,7 @@ def _copy_conversation(conversation: Conversation, tail: int | None) -> Conversa
     return Conversation(id=conversation.id, customer_id=conversation.customer_id,
                         created_at=conversation.created_at,
                         updated_at=conversation.updated_at,
-                        messages=[_copy_message(m) for m in messages],
+                        messages=[copy_message(m) for m in messages],
                         summary=conversation.summary)
 
 
@@ -358,13 +356,13 @@ class MemoryConversationRepository(ConversationRepository):
             conversation.updated_at = message.created_at
 
     async def append(self, conversation_id: str, message: Message) -> None:
-        stored_message = _copy_message(message)
+        stored_message = copy_message(message)
         with self._lock:
             self._append(self._stored(conversation_id), stored_message)
 
     async def append_to_latest(self, customer_id: str, message: Message, *,
                                new_conversation_id: str) -> str:
-        stored_message = _copy_message(message)
+        stored_message = copy_message(message)
         with self._lock:
             conversation = self._latest(customer_id)
             if conversation is not None:

@@ -68,12 +68,7 @@ class MemoryShortTermMemory(ShortTermMemory):
 
     def __init__(self, clock: Clock, *, max_messages: int = 50,
                  ttl_seconds: float = 1800) -> None:
-        if max_messages < 1:
-            raise ValueError(f"max_messages must be >= 1, not {max_messages}")
-        if not ttl_seconds > 0:
-            raise ValueError(f"ttl_seconds must be > 0, not {ttl_seconds}")
-        self.max_messages = max_messages
-        self.ttl_seconds = float(ttl_seconds)
+        super().__init__(max_messages=max_messages, ttl_seconds=ttl_seconds)
         self._clock = clock
         self._ttl = timedelta(seconds=ttl_seconds)
         self._lock = threading.Lock()

@@ -100,12 +100,7 @@ class RedisShortTermMemory(ShortTermMemory):
 
     def __init__(self, connection: RedisConnection, *, max_messages: int = 50,
                  ttl_seconds: float = 1800, key_prefix: str = DEFAULT_KEY_PREFIX) -> None:
-        if max_messages < 1:
-            raise ValueError(f"max_messages must be >= 1, not {max_messages}")
-        if not ttl_seconds > 0:
-            raise ValueError(f"ttl_seconds must be > 0, not {ttl_seconds}")
-        self.max_messages = max_messages
-        self.ttl_seconds = float(ttl_seconds)
+        super().__init__(max_messages=max_messages, ttl_seconds=ttl_seconds)
         self.key_prefix = key_prefix
         self._connection = connection
         self._ttl_ms = max(1, round(ttl_seconds * 1000))

@@ -368,14 +368,19 @@ class ChatService:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    async def session_for(self, customer: Customer, session_id: str) -> Conversation:
-        """The customer's conversation ``session_id``, or a new unsaved one with that id.
+    async def session_for(self, customer: Customer, session_id: str | None) -> str:
+        """The id of the conversation a turn of ``customer`` goes to: ``session_id`` (checked;
+        new or the customer's own), else the customer's latest conversation, else a new id.
+        No message is loaded.
 
         Raises:
             InvalidInput: ``invalid_session_id``.
             Conflict: ``session_customer_mismatch``.
         """
-        return await self._owned(customer, session_id)
+        if session_id is not None:
+            return (await self._owned(customer, session_id, tail=0)).id
+        latest = await self._conversations.latest_for_customer(customer.id, tail=0)
+        return latest.id if latest is not None else await self._ids.new_id()
 
     async def _owned(self, customer: Customer, session_id: str, *, create: bool = True,
                      tail: int | None = None) -> Conversation:
@@ -504,12 +509,10 @@ class ChatService:
 class ChatJobs:
     """The asynchronous variant of a chat turn: a ``chat_reply`` job (``mode=async``)."""
 
-    def __init__(self, *, chat: ChatService, customers: CustomerRepository,
-                 conversations: ConversationRepository, jobs: JobService,
+    def __init__(self, *, chat: ChatService, customers: CustomerRepository, jobs: JobService,
                  ids: IdGenerator) -> None:
         self._chat = chat
         self._customers = customers
-        self._conversations = conversations
         self._jobs = jobs
         self._ids = ids
 
@@ -529,11 +532,7 @@ class ChatJobs:
         if language:
             language = normalize_language(language)
         customer = await self._customers.get(customer_id)
-        if session_id is None:
-            latest = await self._conversations.latest_for_customer(customer.id)
-            session_id = latest.id if latest is not None else await self._ids.new_id()
-        else:
-            await self._chat.session_for(customer, session_id)
+        session_id = await self._chat.session_for(customer, session_id)
         job = await self._jobs.submit(
             JobKind.CHAT_REPLY.value,
             {"customer_id": customer.id, "message": text, "session_id": session_id,

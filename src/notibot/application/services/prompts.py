@@ -197,12 +197,13 @@ class PromptService:
             template = await self._templates.find_active(kind, lang)
             if template is not None:
                 return template
-        now = await self._clock.now()
-        for template in default_templates(now, lambda: f"builtin-{kind.value}-{primary}"):
-            if template.kind is kind and template.language == primary:
-                return template
-        return next(t for t in default_templates(now, lambda: f"builtin-{kind.value}-en")
-                    if t.kind is kind and t.language == "en")
+        defaults = default_templates(await self._clock.now(), None)
+        for lang in dict.fromkeys((primary, "en")):
+            for template in defaults:
+                if template.kind is kind and template.language == lang:
+                    template.id = f"builtin-{kind.value}-{lang}"
+                    return template
+        raise AssertionError(f"no default {kind.value} template in English")  # unreachable
 
     async def render_for(self, template: PromptTemplate, variables: Mapping[str, Any], *,
                          customer_id: str | None, variant: str | None = None
